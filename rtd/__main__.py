@@ -1,0 +1,4 @@
+from rtd.cli import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,435 @@
+"""Configuration: one TOML file checked against typed schemas, every problem reported at once.
+
+The schemas are frozen dataclasses; each field's docstring-like ``help`` metadata is the single
+source for validation messages, `rtd config` output and the commented etc/rtd.toml. Problems are
+collected as ``section.key: what is wrong (expected X, got Y)`` so a Pi owner fixes them in one
+edit instead of one restart per typo (the way Mopidy reports config errors).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import sys
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rtd.exceptions import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+#: Where rtd looks for its configuration when neither ``--config`` nor ``$RTD_CONFIG`` is given.
+DEFAULT_PATHS = (Path("/etc/rtd/rtd.toml"), Path("etc/rtd.toml"))
+#: Name of the systemd credential (``LoadCredential=api_key:...``) read when no other key is set.
+CREDENTIAL_NAME = "api_key"
+
+VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
+
+
+def setting(default: Any, help: str, *, choices: tuple[Any, ...] | None = None,
+       min: float | None = None, max: float | None = None, secret: bool = False) -> Any:
+    """A schema field: its default, what it means (for docs and errors), the values it may take.
+
+    ``secret`` values are masked in `rtd config` and error messages.
+    """
+    meta = {"help": help, "choices": choices, "min": min, "max": max, "secret": secret}
+    if isinstance(default, dict):
+        return field(default_factory=lambda: dict(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """Which realtime server to talk to and how to authenticate."""
+
+    name: str = setting("openai", "who serves the model", choices=("openai", "azure", "custom"))
+    model: str = setting("gpt-realtime-2", "model (Azure: deployment) name")
+    url: str = setting("", "full ws:// or wss:// URL; required for azure and custom")
+    api_key_env: str = setting("OPENAI_API_KEY", "environment variable holding the API key")
+    api_key_file: str = setting("", "file holding the API key (relative: in "
+                                "$CREDENTIALS_DIRECTORY)")
+    headers: dict[str, str] = setting({}, "extra HTTP headers for the upgrade (e.g. a gateway's)",
+                                 secret=True)
+    connect_timeout: float = setting(10.0, "seconds to wait for the connection", min=0.5, max=120)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """What the model is told and how turns are taken (sent as `session.update`)."""
+
+    instructions: str = setting(
+        "You are a helpful voice assistant on a small home device. Keep answers short and "
+        "spoken-friendly.", "system instructions for the model")
+    voice: str = setting("marin", "the model's voice", choices=VOICES)
+    output: str = setting("audio", "what the model answers with", choices=("audio", "text"))
+    turn_detection: str = setting("server_vad", "who decides when the user finished speaking",
+                             choices=("server_vad", "semantic_vad", "none"))
+    transcription_model: str = setting("gpt-4o-mini-transcribe",
+                                  "model transcribing the user; empty: no transcription")
+    language: str = setting("", "ISO-639-1 hint for transcription, e.g. 'en'; empty: detect")
+    vad_threshold: float = setting(0.5, "server_vad: speech threshold, higher needs louder speech",
+                              min=0.0, max=1.0)
+    silence_ms: int = setting(500, "server_vad: milliseconds of silence that end a turn",
+                         min=0, max=10000)
+    eagerness: str = setting("auto", "semantic_vad: how quickly the model answers",
+                        choices=("low", "medium", "high", "auto"))
+    noise_reduction: str = setting("far_field", "input noise reduction for the microphone type",
+                              choices=("far_field", "near_field", "none"))
+    speed: float = setting(1.0, "speaking speed", min=0.25, max=1.5)
+
+
+@dataclass(frozen=True)
+class AudioInputConfig:
+    """Where the microphone audio comes from."""
+
+    backend: str = setting("sounddevice", "sounddevice (a real device) or file (a WAV)",
+                      choices=("sounddevice", "file"))
+    device: str = setting("default", "'default', a device index, or part of the device's name")
+    path: str = setting("", "file backend: the WAV to read (any rate and channel count)")
+    block_ms: int = setting(40, "milliseconds of audio per message to the server", min=10, max=500)
+
+
+@dataclass(frozen=True)
+class AudioOutputConfig:
+    """Where the assistant's speech goes."""
+
+    backend: str = setting("sounddevice", "sounddevice (a real device) or file (a WAV)",
+                      choices=("sounddevice", "file"))
+    device: str = setting("default", "'default', a device index, or part of the device's name")
+    path: str = setting("", "file backend: the WAV to write (24 kHz mono)")
+    buffer_seconds: float = setting(60.0, "seconds of reply audio held before playback",
+                               min=1.0, max=600.0)
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """How much the daemon says."""
+
+    level: str = setting("info", "log level", choices=("debug", "info", "warning", "error"))
+
+
+@dataclass(frozen=True)
+class Secret:
+    """An API key that cannot leak through repr, str or f-strings."""
+
+    value: str = field(repr=False)
+    origin: str = ""
+
+    def __str__(self) -> str:
+        return f"<secret from {self.origin}>"
+
+    __repr__ = __str__
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole, validated configuration."""
+
+    provider: ProviderConfig = field(default_factory=ProviderConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    audio_input: AudioInputConfig = field(default_factory=AudioInputConfig)
+    audio_output: AudioOutputConfig = field(default_factory=AudioOutputConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    #: Enabled tools by name, each with its validated settings object.
+    tools: Mapping[str, Any] = field(default_factory=dict)
+    #: The file this was read from, or None for built-in defaults.
+    source: Path | None = None
+    api_key: Secret | None = None
+
+
+#: TOML table name -> (Config attribute, schema).
+SECTIONS: dict[str, tuple[str, type]] = {
+    "provider": ("provider", ProviderConfig),
+    "session": ("session", SessionConfig),
+    "audio.input": ("audio_input", AudioInputConfig),
+    "audio.output": ("audio_output", AudioOutputConfig),
+    "log": ("log", LogConfig),
+}
+
+
+def _type_name(t: Any) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+            dict: "a table"}.get(typing.get_origin(t) or t, str(t))
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_value(where: str, f: dataclasses.Field, value: Any, hint: Any) -> tuple[Any, str | None]:
+    """Return the value coerced to the field's type, or a problem."""
+    want = typing.get_origin(hint) or hint
+    got = _toml_type(value)
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    elif want is dict:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            return None, f"{where}: expected a table of strings, got {got}"
+    elif not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        shown = "" if f.metadata.get("secret") else f" {value!r}"
+        return None, f"{where}: expected {_type_name(hint)}, got {got}{shown}"
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        return None, (f"{where}: expected one of {', '.join(map(str, choices))}, got {value!r}"
+                      f"{_suggest(str(value), [str(c) for c in choices])}")
+    lo, hi = f.metadata.get("min"), f.metadata.get("max")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        return None, f"{where}: expected a value from {lo} to {hi}, got {value!r}"
+    return value, None
+
+
+def validate_table(section: str, schema: type, raw: Any, problems: list[str],
+                   extra_keys: tuple[str, ...] = ()) -> Any:
+    """Build ``schema`` from a TOML table, appending every problem found to ``problems``.
+
+    Returns the instance built from the valid keys (defaults elsewhere), so one pass reports
+    everything and callers that tolerate errors can still look at the rest.
+    """
+    if not isinstance(raw, dict):
+        problems.append(f"{section}: expected a table, got {_toml_type(raw)}")
+        raw = {}
+    hints = typing.get_type_hints(schema)
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in extra_keys:
+            continue
+        if key not in fields:
+            known = sorted([*fields, *extra_keys])
+            problems.append(f"{section}.{key}: unknown key{_suggest(key, known)}; "
+                            f"known keys: {', '.join(known)}")
+            continue
+        checked, problem = _check_value(f"{section}.{key}", fields[key], value, hints[key])
+        if problem:
+            problems.append(problem)
+        else:
+            values[key] = checked
+    return schema(**values)
+
+
+def find_config(explicit: str | os.PathLike[str] | None) -> tuple[Path | None, str]:
+    """Pick the config file: --config, then $RTD_CONFIG, then the default paths.
+
+    Returns the path (None when nothing exists) and how it was chosen, for the "using" line.
+    """
+    if explicit:
+        return Path(explicit), "--config"
+    env = os.environ.get("RTD_CONFIG")
+    if env:
+        return Path(env), "$RTD_CONFIG"
+    for candidate in DEFAULT_PATHS:
+        if candidate.exists():
+            return candidate, "default location"
+    return None, "not found (looked at " + ", ".join(str(p) for p in DEFAULT_PATHS) + ")"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file, turning every way it can fail into one ConfigError line."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file; copy etc/rtd.toml there or pass --config"],
+                          ) from None
+    except PermissionError:
+        raise ConfigError([f"{path}: permission denied; make it readable by the rtd user"],
+                          ) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, expected a TOML file"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not valid TOML: not UTF-8 text"]) from None
+
+
+def parse(data: dict[str, Any], source: Path | None = None, *,
+          env: Mapping[str, str] | None = None, require_key: bool = True) -> Config:
+    """Validate a parsed TOML document into a Config; raise ConfigError listing every problem."""
+    from rtd.tools import BUILTIN_TOOLS  # the tool registry imports config's helpers
+
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    built: dict[str, Any] = {}
+    data = dict(data)
+    audio = data.pop("audio", {})
+    if not isinstance(audio, dict):
+        problems.append(f"audio: expected a table with input and output, got {_toml_type(audio)}")
+        audio = {}
+    for key in audio:
+        if key not in ("input", "output"):
+            problems.append(f"audio.{key}: unknown table{_suggest(key, ['input', 'output'])}; "
+                            "known: audio.input, audio.output")
+    tools_raw = data.pop("tools", {})
+    flat = {**{k: v for k, v in data.items()}, "audio.input": audio.get("input", {}),
+            "audio.output": audio.get("output", {})}
+    for section, raw in flat.items():
+        if section not in SECTIONS:
+            known = [*SECTIONS, "tools"]
+            problems.append(f"{section}: unknown section{_suggest(section, known)}; "
+                            f"known sections: {', '.join(known)}")
+            continue
+        attr, schema = SECTIONS[section]
+        built[attr] = validate_table(section, schema, raw, problems)
+
+    tools: dict[str, Any] = {}
+    if not isinstance(tools_raw, dict):
+        problems.append(f"tools: expected a table of tool tables, got {_toml_type(tools_raw)}")
+        tools_raw = {}
+    for name, raw in tools_raw.items():
+        tool = BUILTIN_TOOLS.get(name)
+        if tool is None:
+            problems.append(f"tools.{name}: no such tool{_suggest(name, list(BUILTIN_TOOLS))}; "
+                            f"available: {', '.join(BUILTIN_TOOLS)}")
+            continue
+        enabled = raw.get("enabled", True) if isinstance(raw, dict) else True
+        if not isinstance(enabled, bool):
+            problems.append(f"tools.{name}.enabled: expected true or false, got "
+                            f"{_toml_type(enabled)}")
+        settings = validate_table(f"tools.{name}", tool.settings, raw, problems,
+                                  extra_keys=("enabled",))
+        if enabled is True:
+            tools[name] = settings
+
+    config = Config(**built, tools=tools, source=source)
+    _check_provider(config, problems)
+    _check_audio(config, source, problems)
+    if problems:
+        raise ConfigError(problems, str(source) if source else None)
+    key = resolve_api_key(config.provider, env, problems, required=require_key)
+    if problems:
+        raise ConfigError(problems, str(source) if source else None)
+    return dataclasses.replace(config, api_key=key)
+
+
+def _check_provider(config: Config, problems: list[str]) -> None:
+    p = config.provider
+    if p.name in ("azure", "custom") and not p.url:
+        problems.append(f"provider.url: required when provider.name is {p.name!r} "
+                        "(the full ws:// or wss:// URL)")
+    if p.url and not p.url.startswith(("ws://", "wss://")):
+        problems.append(f"provider.url: expected a ws:// or wss:// URL, got {p.url!r}")
+    if not p.model:
+        problems.append("provider.model: must not be empty (e.g. gpt-realtime-2)")
+
+
+def _check_audio(config: Config, source: Path | None, problems: list[str]) -> None:
+    for section, cfg in (("audio.input", config.audio_input),
+                         ("audio.output", config.audio_output)):
+        if cfg.backend == "file" and not cfg.path:
+            problems.append(f"{section}.path: required when {section}.backend is 'file'")
+
+
+def resolve_api_key(provider: ProviderConfig, env: Mapping[str, str], problems: list[str],
+                    *, required: bool = True) -> Secret | None:
+    """Find the API key: api_key_file, then $api_key_env, then the systemd credential.
+
+    A missing key is a config error for the hosted providers (so the daemon fails before any
+    connection, with a message naming the variable), optional for custom servers.
+    """
+    creds = env.get("CREDENTIALS_DIRECTORY")
+    if provider.api_key_file:
+        path = Path(provider.api_key_file)
+        if not path.is_absolute() and creds:
+            path = Path(creds) / path
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            problems.append(f"provider.api_key_file: cannot read {path}: {exc.strerror}; "
+                            "check the path and that the rtd user can read it")
+            return None
+        if not value:
+            problems.append(f"provider.api_key_file: {path} is empty")
+            return None
+        return Secret(value, f"file {path}")
+    value = env.get(provider.api_key_env, "").strip()
+    if value:
+        return Secret(value, f"${provider.api_key_env}")
+    if creds and (Path(creds) / CREDENTIAL_NAME).is_file():
+        path = Path(creds) / CREDENTIAL_NAME
+        value = path.read_text(encoding="utf-8").strip()
+        if value:
+            return Secret(value, f"credential {CREDENTIAL_NAME}")
+    if required and provider.name != "custom":
+        problems.append(
+            f"provider.api_key_env: no API key: ${provider.api_key_env} is not set; set it "
+            "(e.g. in /etc/rtd/env), or set provider.api_key_file, or LoadCredential=api_key:...")
+    return None
+
+
+def load(path: str | os.PathLike[str] | None = None, *, require_key: bool = True) -> Config:
+    """Find, read and validate the configuration; built-in defaults when no file exists."""
+    found, _how = find_config(path)
+    if found is None:
+        return parse({}, None, require_key=require_key)
+    return parse(read_toml(found), found, require_key=require_key)
+
+
+def to_toml(config: Config) -> str:
+    """The effective configuration as TOML, secrets masked, for `rtd config`."""
+    lines: list[str] = []
+    for section, (attr, schema) in SECTIONS.items():
+        lines.append(f"[{section}]")
+        obj = getattr(config, attr)
+        for f in dataclasses.fields(schema):
+            value = getattr(obj, f.name)
+            if f.metadata.get("secret") and isinstance(value, dict):
+                value = {k: "********" for k in value}
+            lines.append(f"{f.name} = {_toml_value(value)}")
+        if attr == "provider":
+            origin = config.api_key.origin if config.api_key else "none"
+            lines.append(f"# api key: {'set, from ' + origin if config.api_key else origin}")
+        lines.append("")
+    for name, settings in config.tools.items():
+        lines.append(f"[tools.{name}]")
+        lines.append("enabled = true")
+        for f in dataclasses.fields(settings):
+            lines.append(f"{f.name} = {_toml_value(getattr(settings, f.name))}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    import json
+
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _toml_key(key: str) -> str:
+    return key if key.replace("-", "").replace("_", "").isalnum() else _toml_value(key)
+
+
+__all__ = [
+    "Config", "ProviderConfig", "setting", "SessionConfig", "AudioInputConfig", "AudioOutputConfig",
+    "LogConfig", "Secret", "SECTIONS", "VOICES", "find_config", "load", "parse", "read_toml",
+    "resolve_api_key", "to_toml", "validate_table",
+]

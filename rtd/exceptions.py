@@ -1,0 +1,45 @@
+"""Every error rtd raises on purpose, so callers can catch `RtdError` and show one clear line.
+
+Each message says what is wrong, where (file, `section.key`, device, event) and what to do.
+"""
+
+from __future__ import annotations
+
+
+class RtdError(Exception):
+    """Base of all rtd errors; its text is meant for the user as it is."""
+
+
+class ConfigError(RtdError):
+    """The configuration is unusable; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        text = "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(f"{where}invalid configuration:\n{text}")
+
+
+class AudioError(RtdError):
+    """An audio device or file cannot be used."""
+
+
+class DeviceError(AudioError):
+    """A sound device is missing, busy, or does not support what rtd needs."""
+
+
+class AudioFileError(AudioError):
+    """A WAV file cannot be read or written."""
+
+
+class ConnectionFailed(RtdError):
+    """The realtime server cannot be reached or dropped the connection; worth retrying."""
+
+
+class AuthenticationError(ConnectionFailed):
+    """The server refused the credentials; retrying with the same key will not help."""
+
+
+class ProtocolError(RtdError):
+    """The server sent something that is not a realtime event."""

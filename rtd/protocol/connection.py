@@ -1,0 +1,186 @@
+"""A realtime connection usable on its own, in the shape the OpenAI and Portkey SDKs use.
+
+    with rtd.connect(model="gpt-realtime-2") as conn:
+        conn.send({"type": "session.update", "session": {...}})
+        conn.send_audio_data(pcm24)
+        for event in conn.listen():
+            print(event.type)
+
+The session actor is built on this class, so scripts and the daemon share one implementation.
+It is thread-safe in the one way that matters: one thread may `listen()` while others `send()`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import ssl
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import websocket
+
+from rtd.exceptions import AuthenticationError, ConnectionFailed, ProtocolError
+from rtd.protocol import events
+from rtd.protocol.providers import Endpoint, endpoint
+
+logger = logging.getLogger(__name__)
+
+#: Close codes after which reconnecting cannot help.
+FATAL_CLOSE_CODES = {4000: "the server rejected the protocol shape (beta_api_shape_disabled)"}
+
+
+class RealtimeConnection:
+    """One WebSocket connection to a realtime server."""
+
+    def __init__(self, ws: websocket.WebSocket, target: Endpoint) -> None:
+        self._ws = ws
+        self.endpoint = target
+        #: Close code and reason once the server closed the connection (1001: session expired).
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        """The URL connected to, credentials removed."""
+        return self.endpoint.safe_url
+
+    def send(self, event: Mapping[str, Any]) -> None:
+        """Send one client event (a dict in the GA shape)."""
+        self._send_text(events.encode_client_event(event))
+
+    def send_audio_data(self, pcm: bytes) -> None:
+        """Append 24 kHz mono int16 PCM to the server's input buffer."""
+        self._send_text(events.encode_client_event(events.audio_append(pcm)))
+
+    def _send_text(self, text: str) -> None:
+        try:
+            self._ws.send(text)
+        except (websocket.WebSocketException, OSError) as exc:
+            raise ConnectionFailed(f"sending to {self.url} failed: {_describe(exc)}") from None
+
+    def recv(self) -> events.ServerEvent | None:
+        """The next server event, or None once the connection is closed."""
+        while True:
+            try:
+                opcode, data = self._ws.recv_data()
+            except websocket.WebSocketConnectionClosedException:
+                return None
+            except (websocket.WebSocketException, OSError) as exc:
+                if self._closed:
+                    return None
+                raise ConnectionFailed(f"connection to {self.url} lost: {_describe(exc)}") \
+                    from None
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self._note_close(data)
+                return None
+            if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                try:
+                    return events.parse_server_event(data)
+                except ProtocolError as exc:
+                    logger.warning("%s; ignored", exc)
+
+    def listen(self) -> Iterator[events.ServerEvent]:
+        """Server events until the connection closes."""
+        while (event := self.recv()) is not None:
+            yield event
+
+    __iter__ = listen
+
+    def _note_close(self, data: bytes) -> None:
+        if len(data) >= 2:
+            self.close_code = int.from_bytes(data[:2], "big")
+            self.close_reason = data[2:].decode("utf-8", "replace")
+        else:
+            self.close_code = 1005
+        self._closed = True
+
+    def close(self) -> None:
+        """Close politely, then make sure a thread blocked in `listen()` wakes up."""
+        if self._closed and not self._ws.connected:
+            return
+        self._closed = True
+        with contextlib.suppress(websocket.WebSocketException, OSError):
+            if self._ws.connected:
+                self._ws.send_close(websocket.STATUS_NORMAL)
+        with contextlib.suppress(OSError):
+            if self._ws.sock is not None:
+                self._ws.sock.shutdown(socket.SHUT_RDWR)
+        self._ws.shutdown()
+
+    def __enter__(self) -> RealtimeConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the server running and the URL right?)"
+    if isinstance(exc, socket.gaierror):
+        return "host name not found (check provider.url and the network)"
+    if isinstance(exc, (socket.timeout, TimeoutError, websocket.WebSocketTimeoutException)):
+        return "timed out"
+    if isinstance(exc, ssl.SSLError):
+        return f"TLS error: {exc.reason or exc}"
+    text = str(exc) or type(exc).__name__
+    return text
+
+
+def connect(model: str = "gpt-realtime-2", *, api_key: str | None = None,
+            provider: str = "openai", url: str | None = None,
+            websocket_connection_options: Mapping[str, Any] | None = None) -> RealtimeConnection:
+    """Open a connection; raise AuthenticationError or ConnectionFailed with a clear message.
+
+    ``websocket_connection_options`` takes ``timeout`` (seconds), ``additional_headers``
+    (a mapping) and any other keyword of `websocket.create_connection` (e.g. ``sslopt``).
+    For openai and azure the key defaults to ``$OPENAI_API_KEY``.
+    """
+    options = dict(websocket_connection_options or {})
+    extra = dict(options.pop("additional_headers", None) or {})
+    timeout = options.pop("timeout", 10.0)
+    if api_key is None and provider in ("openai", "azure"):
+        api_key = os.environ.get("OPENAI_API_KEY") or None
+        if api_key is None:
+            raise AuthenticationError(
+                "no API key: pass api_key= or set $OPENAI_API_KEY")
+    target = endpoint(provider, model, api_key, url or "", extra)
+    return open_endpoint(target, timeout=timeout, **options)
+
+
+def open_endpoint(target: Endpoint, *, timeout: float = 10.0, **options: Any) -> RealtimeConnection:
+    """Connect to a resolved endpoint (the daemon's path: config already checked)."""
+    header = [f"{k}: {v}" for k, v in target.headers.items()]
+    try:
+        ws = websocket.create_connection(target.url, header=header, timeout=timeout,
+                                         enable_multithread=True, **options)
+    except websocket.WebSocketBadStatusException as exc:
+        detail = _error_body(exc.resp_body)
+        if exc.status_code in (401, 403):
+            raise AuthenticationError(
+                f"{target.safe_url} refused the credentials (HTTP {exc.status_code}"
+                f"{': ' + detail if detail else ''}); check the API key") from None
+        raise ConnectionFailed(f"{target.safe_url} refused the connection (HTTP "
+                               f"{exc.status_code}{': ' + detail if detail else ''})") from None
+    except (websocket.WebSocketException, OSError) as exc:
+        raise ConnectionFailed(f"cannot connect to {target.safe_url}: {_describe(exc)}") \
+            from None
+    ws.settimeout(None)  # idle conversations are silent; close() unblocks the reader
+    return RealtimeConnection(ws, target)
+
+
+def _error_body(body: bytes | str | None) -> str:
+    if not body:
+        return ""
+    try:
+        data = json.loads(body)
+        err = data.get("error", data)
+        return str(err.get("message") or err.get("code") or "")[:200]
+    except (ValueError, AttributeError):
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        return text.strip()[:200]

@@ -1,0 +1,175 @@
+"""Realtime wire events (GA shape): parsing what the server sends, building what rtd sends.
+
+The rest of rtd never touches raw JSON: it gets `ServerEvent` objects and calls the builders
+here, so a change of the protocol is a change of this package.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from rtd.config import SessionConfig
+from rtd.exceptions import ProtocolError
+
+#: The 11 client events of the GA protocol.
+CLIENT_EVENT_TYPES = frozenset({
+    "session.update", "input_audio_buffer.append", "input_audio_buffer.commit",
+    "input_audio_buffer.clear", "output_audio_buffer.clear", "conversation.item.create",
+    "conversation.item.retrieve", "conversation.item.truncate", "conversation.item.delete",
+    "response.create", "response.cancel",
+})
+
+#: The 46 server events of the GA protocol; anything else is logged once and ignored.
+SERVER_EVENT_TYPES = frozenset({
+    "session.created", "session.updated", "conversation.created", "conversation.item.added",
+    "conversation.item.done", "conversation.item.created", "conversation.item.retrieved",
+    "conversation.item.truncated", "conversation.item.deleted",
+    "input_audio_buffer.committed", "input_audio_buffer.cleared",
+    "input_audio_buffer.speech_started", "input_audio_buffer.speech_stopped",
+    "input_audio_buffer.timeout_triggered", "input_audio_buffer.dtmf_event_received",
+    "conversation.item.input_audio_transcription.delta",
+    "conversation.item.input_audio_transcription.completed",
+    "conversation.item.input_audio_transcription.failed",
+    "conversation.item.input_audio_transcription.segment",
+    "response.created", "response.done", "response.output_item.added",
+    "response.output_item.done", "response.content_part.added", "response.content_part.done",
+    "response.output_text.delta", "response.output_text.done", "response.output_audio.delta",
+    "response.output_audio.done", "response.output_audio_transcript.delta",
+    "response.output_audio_transcript.done", "response.function_call_arguments.delta",
+    "response.function_call_arguments.done",
+    "mcp_list_tools.in_progress", "mcp_list_tools.completed", "mcp_list_tools.failed",
+    "response.mcp_call_arguments.delta", "response.mcp_call_arguments.done",
+    "response.mcp_call.in_progress", "response.mcp_call.completed", "response.mcp_call.failed",
+    "output_audio_buffer.started", "output_audio_buffer.stopped", "output_audio_buffer.cleared",
+    "rate_limits.updated", "error",
+})
+
+PCM_RATE = 24000
+"""Hz: the only PCM rate the GA protocol speaks."""
+
+
+class ServerEvent(Mapping[str, Any]):
+    """A parsed server event: ``event.type``, ``event.delta``, ``event.error.code``...
+
+    Attribute access mirrors the SDKs' typed events; nested objects come back as `ServerEvent`
+    too, and the event still behaves as the plain mapping it was parsed from.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            value = self._data[name]
+        except KeyError:
+            raise AttributeError(
+                f"{self._data.get('type', 'event')} has no field {name!r}") from None
+        return ServerEvent(value) if isinstance(value, Mapping) else value
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as plain JSON-compatible data."""
+        return dict(self._data)
+
+    def __repr__(self) -> str:
+        shown = {k: (f"<{len(v)} chars>" if k in ("delta", "audio") and isinstance(v, str)
+                     and len(v) > 64 else v) for k, v in self._data.items()}
+        return f"ServerEvent({shown!r})"
+
+
+def parse_server_event(text: str | bytes) -> ServerEvent:
+    """Parse one text frame; a frame that is not a JSON object with a type is a ProtocolError."""
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"server sent a frame that is not JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise ProtocolError("server sent JSON without a string 'type' field")
+    return ServerEvent(data)
+
+
+def encode_client_event(event: Mapping[str, Any]) -> str:
+    """Serialise a client event, refusing what no server would accept (no type)."""
+    if not isinstance(event.get("type"), str):
+        raise ValueError("a client event needs a string 'type'")
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def audio_append(pcm: bytes) -> dict[str, Any]:
+    """`input_audio_buffer.append` carrying pcm24 bytes."""
+    return {"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode("ascii")}
+
+
+def decode_audio(b64: str) -> bytes:
+    """The PCM bytes of a base64 `delta` or `audio` field."""
+    return base64.b64decode(b64)
+
+
+def function_call_output(call_id: str, output: str) -> dict[str, Any]:
+    """The item that answers a function call; the model reads `output` as text."""
+    return {"type": "conversation.item.create",
+            "item": {"type": "function_call_output", "call_id": call_id, "output": output}}
+
+
+def response_create() -> dict[str, Any]:
+    return {"type": "response.create"}
+
+
+def user_text(text: str) -> dict[str, Any]:
+    """A typed user message, as senders (and scripts) add one."""
+    return {"type": "conversation.item.create",
+            "item": {"type": "message", "role": "user",
+                     "content": [{"type": "input_text", "text": text}]}}
+
+
+def session_update(session: SessionConfig, model: str,
+                   tools: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The GA `session.update` for a configuration: nested audio config, pcm at 24 kHz.
+
+    `interrupt_response` and `create_response` are always sent explicitly: servers differ in
+    their defaults, and barge-in depends on the server cancelling the response.
+    """
+    audio_format = {"type": "audio/pcm", "rate": PCM_RATE}
+    audio_in: dict[str, Any] = {"format": audio_format}
+    if session.noise_reduction != "none":
+        audio_in["noise_reduction"] = {"type": session.noise_reduction}
+    if session.transcription_model:
+        transcription: dict[str, Any] = {"model": session.transcription_model}
+        if session.language:
+            transcription["language"] = session.language
+        audio_in["transcription"] = transcription
+    turn: dict[str, Any] | None
+    if session.turn_detection == "server_vad":
+        turn = {"type": "server_vad", "threshold": session.vad_threshold,
+                "prefix_padding_ms": 300, "silence_duration_ms": session.silence_ms,
+                "create_response": True, "interrupt_response": True}
+    elif session.turn_detection == "semantic_vad":
+        turn = {"type": "semantic_vad", "eagerness": session.eagerness,
+                "create_response": True, "interrupt_response": True}
+    else:
+        turn = None
+    audio_in["turn_detection"] = turn
+    return {"type": "session.update", "session": {
+        "type": "realtime",
+        "model": model,
+        "output_modalities": [session.output],
+        "instructions": session.instructions,
+        "audio": {"input": audio_in,
+                  "output": {"format": dict(audio_format), "voice": session.voice,
+                             "speed": session.speed}},
+        "tools": [dict(t) for t in tools],
+        "tool_choice": "auto",
+    }}
