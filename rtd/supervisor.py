@@ -1,0 +1,252 @@
+"""The supervisor: starts actors in dependency order, routes their messages, stops them in reverse.
+
+Routing is a table from message type to actor names, looked up on the sender's thread and
+delivered with `tell`, so a message costs one queue hop and no actor ever waits on another.
+A crashed actor is restarted one-for-one; past `max_restarts` in a minute the daemon gives up
+with a non-zero exit so systemd can start it afresh.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pykka
+
+from rtd.messages import Fatal
+
+logger = logging.getLogger(__name__)
+
+EX_SOFTWARE = 70
+"""Exit code when actors keep crashing (sysexits.h: internal software error)."""
+
+
+class Bus:
+    """Delivers each message to every actor subscribed to its type; safe from any thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._routes: dict[type, tuple[str, ...]] = {}
+        self._refs: dict[str, pykka.ActorRef[Any]] = {}
+        self._observers: tuple[Callable[[object], None], ...] = ()
+
+    def subscribe(self, name: str, types: Iterable[type]) -> None:
+        with self._lock:
+            for t in types:
+                if name not in self._routes.get(t, ()):
+                    self._routes[t] = (*self._routes.get(t, ()), name)
+
+    def attach(self, name: str, ref: pykka.ActorRef[Any] | None) -> None:
+        """Point a name at a (re)started actor, or at nothing while it is down."""
+        with self._lock:
+            if ref is None:
+                self._refs.pop(name, None)
+            else:
+                self._refs[name] = ref
+
+    def observe(self, callback: Callable[[object], None]) -> None:
+        """Also hand every message to ``callback`` (on the publisher's thread; keep it quick)."""
+        with self._lock:
+            self._observers = (*self._observers, callback)
+
+    def publish(self, message: object) -> None:
+        names = self._routes.get(type(message), ())
+        for name in names:
+            ref = self._refs.get(name)
+            if ref is None:
+                continue
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                logger.debug("%s is down; %s not delivered", name, type(message).__name__)
+        for observer in self._observers:
+            observer(message)
+
+
+class RtdActor(pykka.ThreadingActor):
+    """Base of rtd's actors: reports its crash to the supervisor instead of dying silently."""
+
+    #: Name used in logs and routes.
+    name = "actor"
+
+    def __init__(self, bus: Bus, on_crash: Callable[[str, BaseException], None]) -> None:
+        super().__init__()
+        self.bus = bus
+        self._on_crash = on_crash
+
+        self._start_error: Exception | None = None
+
+    def setup(self) -> None:
+        """Acquire what the actor needs (open devices, connect); runs on the actor's thread."""
+
+    def handle(self, message: Any) -> Any:
+        """Handle one message from the bus."""
+
+    def release(self) -> None:
+        """Free what the actor holds (devices, sockets); runs on stop and after a crash."""
+
+    def on_start(self) -> None:
+        # pykka only logs a traceback when on_start raises; keep the error for the start-up
+        # ping instead, so the supervisor can report it as one line.
+        try:
+            self.setup()
+        except Exception as exc:
+            self._start_error = exc
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Ping):
+            if self._start_error is not None:
+                raise self._start_error
+            return None
+        return self.handle(message)
+
+    def on_stop(self) -> None:
+        self.release()
+
+    def on_failure(self, exception_type: Any, exception_value: BaseException | None,
+                   traceback: Any) -> None:
+        # pykka skips on_stop after a crash; the restarted actor must find the device free
+        try:
+            self.release()
+        finally:
+            self._on_crash(self.name, exception_value or exception_type())
+
+
+@dataclass
+class Child:
+    """How to start one actor, and which message types it receives."""
+
+    name: str
+    start: Callable[[Bus, Callable[[str, BaseException], None]], pykka.ActorRef[Any]]
+    receives: tuple[type, ...] = ()
+    ref: pykka.ActorRef[Any] | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class _Crashed:
+    name: str
+    error: BaseException
+
+
+class StartupError(Exception):
+    """An actor could not start; carries its error."""
+
+
+class Supervisor:
+    """Owns the actors of one daemon: their order, their routes and their restarts."""
+
+    def __init__(self, children: list[Child], bus: Bus | None = None, *,
+                 max_restarts: int = 5, period: float = 60.0) -> None:
+        self.bus = bus or Bus()
+        self.children = children
+        self.max_restarts = max_restarts
+        self.period = period
+        self._control: queue.Queue[object] = queue.Queue(maxsize=64)
+        self._restarts: deque[float] = deque()
+        self._started: list[Child] = []
+        for child in children:
+            self.bus.subscribe(child.name, child.receives)
+        self.bus.subscribe("supervisor", ())
+        self.bus.observe(self._watch)
+
+    def _watch(self, message: object) -> None:
+        if isinstance(message, Fatal):
+            self._put(message)
+
+    def _put(self, message: object) -> None:
+        try:
+            self._control.put_nowait(message)
+        except queue.Full:  # already flooded with reasons to act; the first ones win
+            logger.debug("supervisor queue full; dropped %r", message)
+
+    def _crashed(self, name: str, error: BaseException) -> None:
+        self._put(_Crashed(name, error))
+
+    def start(self) -> None:
+        """Start every actor in order; on failure stop those already started and raise."""
+        for child in self.children:
+            try:
+                self._start_child(child)
+            except Exception as exc:
+                self.stop()
+                raise StartupError(f"{child.name}: {exc}") from exc
+            self._started.append(child)
+            logger.debug("started %s", child.name)
+
+    def _start_child(self, child: Child) -> None:
+        ref = child.start(self.bus, self._crashed)
+        # ask() is for start-up only: it confirms setup() ran before the next actor begins
+        try:
+            ref.ask(Ping(), timeout=10)
+        except Exception:
+            ref.stop(block=True, timeout=2)
+            raise
+        child.ref = ref
+        self.bus.attach(child.name, ref)
+
+    def run(self) -> int:
+        """Block until something ends the daemon; return the exit code.
+
+        Signals reach the main thread while it waits here (lock waits are interruptible), so
+        the caller's handler can raise to stop.
+        """
+        while True:
+            item = self._control.get()
+            if isinstance(item, Fatal):
+                logger.error("%s", item.reason)
+                return item.exit_code
+            if isinstance(item, _Crashed):
+                code = self._restart(item)
+                if code is not None:
+                    return code
+
+    def _restart(self, crash: _Crashed) -> int | None:
+        child = next((c for c in self._started if c.name == crash.name), None)
+        if child is None:
+            return None
+        now = time.monotonic()
+        while self._restarts and now - self._restarts[0] > self.period:
+            self._restarts.popleft()
+        if len(self._restarts) >= self.max_restarts:
+            logger.error("%s crashed (%s) and restarts are exhausted (%d in %.0f s); exiting",
+                         crash.name, crash.error, self.max_restarts, self.period)
+            return EX_SOFTWARE
+        self._restarts.append(now)
+        self.bus.attach(child.name, None)
+        logger.warning("%s crashed (%s: %s); restarting it", crash.name,
+                       type(crash.error).__name__, crash.error)
+        try:
+            self._start_child(child)
+        except Exception as exc:
+            logger.error("%s could not be restarted: %s", child.name, exc)
+            return EX_SOFTWARE
+        return None
+
+    def stop(self, timeout: float = 2.0) -> None:
+        """Stop actors in reverse start order, each given a share of ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while self._started:
+            child = self._started.pop()
+            self.bus.attach(child.name, None)
+            if child.ref is None:
+                continue
+            remaining = max(0.2, deadline - time.monotonic())
+            try:
+                child.ref.stop(block=True, timeout=remaining)
+            except pykka.Timeout:
+                logger.warning("%s did not stop within %.1f s", child.name, remaining)
+            except pykka.ActorDeadError:
+                pass
+            child.ref = None
+            logger.debug("stopped %s", child.name)
+
+
+@dataclass(frozen=True)
+class Ping:
+    """Health check: answered once the actor has handled every message sent before it."""

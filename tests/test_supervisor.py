@@ -1,0 +1,136 @@
+"""Supervisor: order of start and stop, routing by type, one-for-one restarts with a limit."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pykka
+import pytest
+
+from rtd.messages import Fatal
+from rtd.supervisor import EX_SOFTWARE, Bus, Child, RtdActor, StartupError, Supervisor
+
+
+@dataclass(frozen=True)
+class Note:
+    text: str
+
+
+@dataclass(frozen=True)
+class Crash:
+    pass
+
+
+class Recorder(RtdActor):
+    """A real actor recording what it lived through into a shared journal."""
+
+    def __init__(self, bus, on_crash, name, journal, fail_start=False):
+        super().__init__(bus, on_crash)
+        self.name = name
+        self.journal = journal
+        self.fail_start = fail_start
+
+    def setup(self):
+        if self.fail_start:
+            raise OSError("device busy")
+        self.journal.append(("start", self.name))
+
+    def handle(self, message):
+        if isinstance(message, Crash):
+            raise RuntimeError("bug")
+        if isinstance(message, Note):
+            self.journal.append((self.name, message.text))
+
+    def release(self):
+        self.journal.append(("release", self.name))
+
+
+def child(name, journal, receives=(Note,), **kw):
+    return Child(name, lambda bus, crash: Recorder.start(bus, crash, name, journal, **kw),
+                 receives)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_actors():
+    yield
+    pykka.ActorRegistry.stop_all()
+
+
+def test_starts_in_order_routes_and_stops_in_reverse():
+    journal: list = []
+    sup = Supervisor([child("a", journal), child("b", journal, receives=()),
+                      child("c", journal)])
+    sup.start()
+    assert journal == [("start", "a"), ("start", "b"), ("start", "c")]
+    sup.bus.publish(Note("hello"))
+    for c in sup.children:  # wait for delivery with the health-check ask
+        c.ref.ask(Note("sync"), timeout=5)
+    assert ("a", "hello") in journal and ("c", "hello") in journal
+    assert ("b", "hello") not in journal
+    sup.stop()
+    assert [e for e in journal if e[0] == "release"] == [
+        ("release", "c"), ("release", "b"), ("release", "a")]
+
+
+def test_startup_failure_stops_what_started_and_names_the_actor():
+    journal: list = []
+    sup = Supervisor([child("a", journal), child("mic", journal, fail_start=True),
+                      child("c", journal)])
+    with pytest.raises(StartupError, match="mic: device busy"):
+        sup.start()
+    assert ("release", "a") in journal
+    assert ("start", "c") not in journal
+
+
+def test_crashed_actor_is_restarted_and_keeps_receiving():
+    journal: list = []
+    sup = Supervisor([child("a", journal, receives=(Note, Crash))])
+    sup.start()
+    sup.bus.publish(Crash())
+    # run() handles the crash; a Fatal afterwards makes it return
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(sup.run()), daemon=True)
+    runner.start()
+    assert _wait(lambda: journal.count(("start", "a")) == 2), journal
+    assert ("release", "a") in journal  # the crashed one freed its resources
+    sup.bus.publish(Note("after"))
+    assert _wait(lambda: ("a", "after") in journal)
+    sup.bus.publish(Fatal("enough", 3))
+    runner.join(timeout=5)
+    assert result == [3]
+    sup.stop()
+
+
+def test_restarts_are_limited():
+    journal: list = []
+    sup = Supervisor([child("a", journal, receives=(Crash,))], max_restarts=2)
+    sup.start()
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(sup.run()), daemon=True)
+    runner.start()
+    for n in range(3):
+        assert _wait(lambda n=n: journal.count(("start", "a")) == n + 1)
+        sup.bus.publish(Crash())
+    runner.join(timeout=5)
+    assert result == [EX_SOFTWARE]
+    sup.stop()
+
+
+def test_bus_skips_names_that_are_down():
+    bus = Bus()
+    bus.subscribe("x", [Note])
+    bus.publish(Note("nobody home"))  # no actor attached: dropped, no error
+    seen = []
+    bus.observe(seen.append)
+    bus.publish(Note("seen"))
+    assert seen == [Note("seen")]
+
+
+def _wait(predicate, timeout: float = 5.0) -> bool:
+    done = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if predicate():
+            return True
+        done.wait(0.02)
+    return predicate()
