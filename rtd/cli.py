@@ -1,0 +1,268 @@
+"""The `rtd` command: run the daemon, check and show its config, list devices, emulate, demo.
+
+Every failure a user can cause ends in one message on stderr and a sysexits-style code, never a
+traceback: 78 for configuration, 77 for refused credentials, 1 for everything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from rtd import __version__, logs
+from rtd import config as cfg
+from rtd.exceptions import AudioError, ConfigError, RtdError
+
+logger = logging.getLogger("rtd")
+
+EX_CONFIG = 78
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT to begin a clean stop."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"rtd: {message}", file=sys.stderr)
+    return code
+
+
+def _load(args: argparse.Namespace, *, require_key: bool = True) -> cfg.Config:
+    path, how = cfg.find_config(args.config)
+    if path is None:
+        print(f"rtd: no config file {how}; using built-in defaults", file=sys.stderr)
+        return cfg.parse({}, None, require_key=require_key)
+    print(f"rtd: using config {path} ({how})", file=sys.stderr)
+    return cfg.parse(cfg.read_toml(path), path, require_key=require_key)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from rtd.daemon import Daemon
+    from rtd.supervisor import StartupError
+
+    config = _load(args)
+    logs.setup(args.log_level or config.log.level,
+               [config.api_key.value] if config.api_key else [])
+    daemon = Daemon(config)
+    signal.signal(signal.SIGTERM, _raise_stop)
+    signal.signal(signal.SIGINT, _raise_stop)
+    code = 0
+    try:
+        try:
+            daemon.start()
+            logger.info("rtd %s running; stop with Ctrl-C or SIGTERM", __version__)
+            code = daemon.run()
+        except _Stop as stop:
+            logger.info("%s received; stopping", stop)
+    except StartupError as exc:
+        cause = exc.__cause__
+        code = 1  # a missing USB device may appear later: let systemd try again
+        logger.error("cannot start: %s", cause if isinstance(cause, RtdError) else exc)
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        daemon.stop(timeout=1.5)
+    return code
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from rtd.audio import open_input, open_output
+
+    config = _load(args)
+    problems = []
+    for where, a in (("audio.input", config.audio_input), ("audio.output", config.audio_output)):
+        try:
+            if where == "audio.input":
+                backend = open_input(a.backend, device=a.device, path=a.path, where=where)
+            else:
+                backend = open_output(a.backend, device=a.device, path=a.path, where=where)
+        except AudioError as exc:
+            problems.append(str(exc))
+            continue
+        print(f"{where}: {backend.description}")
+        backend.stop()
+    if problems:
+        return _fail("\n".join(problems), EX_CONFIG)
+    p = config.provider
+    print(f"provider: {p.name}, model {p.model}, key "
+          f"{'from ' + config.api_key.origin if config.api_key else 'none'}")
+    print(f"tools: {', '.join(config.tools) or 'none'}")
+    print("config OK")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    config = _load(args, require_key=False)
+    print(cfg.to_toml(config), end="")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from rtd.audio import list_devices
+
+    devices = list_devices()
+    if not devices:
+        print("no audio devices found")
+        return 0
+    print(f"{'#':>3}  {'in':>3} {'out':>3}  {'rate':>6}  name (host API)")
+    for d in devices:
+        print(f"{d.index:>3}  {d.max_input_channels:>3} {d.max_output_channels:>3}  "
+              f"{d.default_samplerate:>6.0f}  {d.name} ({d.hostapi})")
+    return 0
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    from rtd.emulator import serve
+
+    serve(args.host, args.port, args.scenario, args.api_key, args.voice, args.max_session)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from rtd.daemon import Daemon
+    from rtd.emulator import DEMO_QUESTION_WAV, DEMO_SCENARIO, Emulator, load_scenario
+    from rtd.messages import ResponseDone
+    from rtd.supervisor import StartupError
+    from rtd.tools import BUILTIN_TOOLS
+
+    base = _load(args, require_key=False)
+    out = Path(args.out)
+    logs.setup("warning")
+    conversation = logging.getLogger("rtd.conversation")
+    to_stdout = logging.StreamHandler(sys.stdout)
+    to_stdout.setFormatter(logging.Formatter("  %(message)s"))
+    conversation.addHandler(to_stdout)
+    conversation.setLevel(logging.INFO)
+    conversation.propagate = False
+
+    with Emulator(scenario=load_scenario(DEMO_SCENARIO), voice_engine=args.voice) as emu:
+        print(f"rtd demo: talking to the local emulator at {emu.url}\n"
+              "(rtd's offline development peer, not the OpenAI service; no key or network used)")
+        config = dataclasses.replace(
+            base,
+            provider=cfg.ProviderConfig(name="custom", url=emu.url, model=base.provider.model),
+            session=dataclasses.replace(base.session, output="audio",
+                                        turn_detection="server_vad"),
+            audio_input=cfg.AudioInputConfig(backend="file", path=str(DEMO_QUESTION_WAV)),
+            audio_output=cfg.AudioOutputConfig(backend="file", path=str(out)),
+            tools={"clock": base.tools.get("clock", BUILTIN_TOOLS["clock"].settings())},
+            api_key=None,
+        )
+        daemon = Daemon(config)
+        responses = threading.Semaphore(0)
+        daemon.bus.observe(lambda m: isinstance(m, ResponseDone) and responses.release())
+        print(f"microphone: {DEMO_QUESTION_WAV.name}; speaker: {out}\n")
+        try:
+            daemon.start()
+            finished = _wait_demo(emu, responses, timeout=args.timeout)
+            finished = finished and daemon.drained(timeout=10)
+            time.sleep(0.3)  # a moment of room tone after the answer, as a speaker would play
+        except StartupError as exc:
+            return _fail(f"demo could not start: {exc.__cause__ or exc}", 1)
+        finally:
+            daemon.stop()
+    if not finished:
+        return _fail(f"the demo conversation did not finish within {args.timeout:.0f} s", 1)
+    seconds = out.stat().st_size / 48000 if out.exists() else 0.0
+    print(f"\nwrote {out} ({seconds:.1f} s of what the speaker played)")
+    return 0
+
+
+def _wait_demo(emu, responses: threading.Semaphore, timeout: float) -> bool:
+    """Wait until the scenario ran out and the daemon saw every response the emulator sent."""
+    deadline = time.monotonic() + timeout
+    if not emu.scenario_done.wait(timeout):
+        return False
+    sent = sum(1 for e in emu.sent if e.get("type") == "response.done")
+    for _ in range(sent):
+        if not responses.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return False
+    return True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH",
+                        help="config file (default: $RTD_CONFIG, /etc/rtd/rtd.toml, "
+                        "./etc/rtd.toml)")
+    parser = argparse.ArgumentParser(
+        prog="rtd", parents=[common],
+        description="rtd: a realtime voice daemon for OpenAI's Realtime API and compatible "
+        "servers.")
+    parser.add_argument("--version", action="version", version=f"rtd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("run", parents=[common], help="run the daemon until SIGTERM or Ctrl-C")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                   help="override log.level")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check", parents=[common],
+                       help="validate the config, key, audio devices and files; exit 78 if not")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("config", parents=[common],
+                       help="print the effective configuration, secrets masked")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("devices", parents=[common],
+                       help="list audio devices with channels and default rates")
+    p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser(
+        "emulate", parents=[common],
+        help="run the local realtime emulator (offline development peer, not the OpenAI "
+        "service)",
+        description="Run rtd's local emulator: a WebSocket server speaking the GA realtime "
+        "protocol on this machine, for development and tests without a key or network. It "
+        "imitates the protocol, not the model: its replies are scripted.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--scenario", metavar="FILE", help="TOML scenario of scripted turns")
+    p.add_argument("--api-key", metavar="KEY",
+                   help="require this key from clients (default: accept any)")
+    p.add_argument("--voice", choices=["auto", "espeak", "tones"], default="auto",
+                   help="speech for replies: espeak-ng if installed, else tones")
+    p.add_argument("--max-session", type=float, metavar="SECONDS",
+                   help="close each connection with 1001 after this long, like the service")
+    p.set_defaults(func=cmd_emulate)
+
+    p = sub.add_parser(
+        "demo", parents=[common],
+        help="hold one conversation with the local emulator, offline, and save the speaker "
+        "output")
+    p.add_argument("--out", default="rtd-demo.wav", metavar="FILE",
+                   help="WAV to write what the speaker played (default: rtd-demo.wav)")
+    p.add_argument("--voice", choices=["auto", "espeak", "tones"], default="auto",
+                   help="the emulator's speech: espeak-ng if installed, else tones")
+    p.add_argument("--timeout", type=float, default=60.0, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        return _fail(str(exc), EX_CONFIG)
+    except RtdError as exc:
+        return _fail(str(exc), 1)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

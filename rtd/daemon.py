@@ -1,0 +1,106 @@
+"""The daemon: the actors of one configuration, assembled and supervised.
+
+`rtd run`, `rtd demo` and scripts all go through `Daemon`, so there is one runtime.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from rtd.actors.audio_input import AudioInputActor
+from rtd.actors.audio_output import AudioOutputActor
+from rtd.actors.session import SessionActor
+from rtd.actors.tools import ToolsActor
+from rtd.audio import AudioOutput, open_input, open_output
+from rtd.config import Config
+from rtd.protocol import events
+from rtd.protocol.providers import endpoint
+from rtd.supervisor import Bus, Child, Ping, Supervisor
+from rtd.tools import BUILTIN_TOOLS
+
+logger = logging.getLogger(__name__)
+
+Crash = Callable[[str, BaseException], None]
+
+
+class Daemon:
+    """One configuration's actors: tools, speaker, session, microphone, in that order.
+
+    The microphone starts last so nothing is heard before the session can take it, and stops
+    first so nothing is heard after the session is gone.
+    """
+
+    def __init__(self, config: Config, bus: Bus | None = None) -> None:
+        self.config = config
+        self.bus = bus or Bus()
+        #: The speaker backend currently in use (replaced when its actor restarts).
+        self.output: AudioOutput | None = None
+        p = config.provider
+        self.tools = {name: (BUILTIN_TOOLS[name], settings)
+                      for name, settings in config.tools.items()}
+        key = config.api_key.value if config.api_key else None
+        self.endpoint = endpoint(p.name, p.model, key, p.url, p.headers)
+        self.session_update = events.session_update(
+            config.session, p.model, [tool.schema() for tool, _ in self.tools.values()])
+        self.supervisor = Supervisor([
+            Child("tools", self._start_tools, ToolsActor.receives),
+            Child("audio_output", self._start_output, AudioOutputActor.receives),
+            Child("session", self._start_session, SessionActor.receives),
+            Child("audio_input", self._start_input, AudioInputActor.receives),
+        ], self.bus)
+
+    def _start_tools(self, bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+        return ToolsActor.start(bus, crash, self.tools)
+
+    def _start_output(self, bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+        a = self.config.audio_output
+        self.output = open_output(a.backend, device=a.device, path=a.path,
+                                  buffer_seconds=a.buffer_seconds, where="audio.output")
+        logger.info("speaker: %s", self.output.description)
+        return AudioOutputActor.start(bus, crash, self.output)
+
+    def _start_session(self, bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+        return SessionActor.start(bus, crash, self.endpoint, self.session_update,
+                                  connect_timeout=self.config.provider.connect_timeout,
+                                  block_ms=self.config.audio_input.block_ms)
+
+    def _start_input(self, bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+        a = self.config.audio_input
+        backend = open_input(a.backend, device=a.device, path=a.path, block_ms=a.block_ms,
+                             where="audio.input")
+        logger.info("microphone: %s", backend.description)
+        return AudioInputActor.start(bus, crash, backend)
+
+    def start(self) -> None:
+        self.supervisor.start()
+
+    def run(self) -> int:
+        """Block until a fatal error or too many crashes; return the exit code."""
+        return self.supervisor.run()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self.supervisor.stop(timeout)
+
+    def drained(self, timeout: float = 5.0) -> bool:
+        """Wait until the speaker actor has taken every message sent so far and played it all.
+
+        For the demo and tests: the ask is a health check, not part of streaming.
+        """
+        child = next(c for c in self.supervisor.children if c.name == "audio_output")
+        if child.ref is None or self.output is None:
+            return True
+        try:
+            child.ref.ask(Ping(), timeout=timeout)
+        except (pykka.Timeout, pykka.ActorDeadError):
+            return False
+        deadline = time.monotonic() + timeout
+        while not self.output.idle:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
