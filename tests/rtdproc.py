@@ -1,0 +1,90 @@
+"""Helpers for driving the real `rtd` process in tests."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+KEY = "sk-e2e-secret-key-0042"
+
+
+class Daemon:
+    """A running `rtd` subprocess whose stderr is collected line by line."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "rtd", *args], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for_line(self, text: str, timeout: float = 20.0) -> str:
+        with self._changed:
+            ok = self._changed.wait_for(
+                lambda: any(text in ln for ln in self.lines) or self.proc.poll() is not None,
+                timeout)
+            found = [ln for ln in self.lines if text in ln]
+        if not found:
+            raise AssertionError(f"no line with {text!r} within {timeout} s "
+                                 f"(exit {self.proc.poll()}, ok={ok}):\n{self.output}")
+        return found[0]
+
+    def stop(self, timeout: float = 5.0) -> int:
+        """SIGTERM, then the exit code; a daemon that does not stop in time fails the test."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"rtd did not stop within {timeout} s:\n{self.output}") from None
+        self._reader.join(timeout=5)
+        return code
+
+    def wait(self, timeout: float = 20.0) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+
+def write_config(path: Path, url: str, *, input_wav: Path | str, output_wav: Path,
+                 extra: str = "") -> Path:
+    path.write_text(f"""
+[provider]
+name = "custom"
+url = "{url}"
+api_key_env = "OPENAI_API_KEY"
+
+[audio.input]
+backend = "file"
+path = "{input_wav}"
+
+[audio.output]
+backend = "file"
+path = "{output_wav}"
+
+[log]
+level = "info"
+
+[tools.clock]
+{extra}
+""")
+    return path
