@@ -1,0 +1,59 @@
+"""Shared fixtures: the PulseAudio virtual cables for tests marked `pulse`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from pulse import PulseError, PulseServer, PulseUnavailable, reinit_portaudio  # noqa: E402
+
+REQUIRE_ENV = "RTD_REQUIRE_PULSE"
+
+
+def _unavailable(reason: str) -> None:
+    """Skip locally; fail where CI promised PulseAudio (RTD_REQUIRE_PULSE=1)."""
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{reason}; {REQUIRE_ENV}=1 says PulseAudio tests must run here", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pulse() -> Iterator[PulseServer]:
+    """A private PulseAudio daemon with `mic` and `speaker` null sinks, for the whole session.
+
+    Its address is exported into os.environ, and PortAudio is re-initialised so that the ALSA
+    `pulse` device is listed.
+    """
+    problem = ""
+    try:
+        import sounddevice  # noqa: F401
+    except OSError as exc:
+        problem = f"PortAudio is not installed ({exc}); `apt-get install libportaudio2`"
+    if problem:
+        _unavailable(problem)
+    server = PulseServer()
+    broken = ""
+    try:
+        server.start()
+    except PulseUnavailable as exc:
+        problem = str(exc)
+    except PulseError as exc:
+        broken = str(exc)
+    if problem or broken:
+        server.stop()
+        if problem:
+            _unavailable(problem)
+        pytest.fail(f"PulseAudio is installed but unusable: {broken}", pytrace=False)
+    server.export()
+    reinit_portaudio()
+    try:
+        yield server
+    finally:
+        server.stop()
+        reinit_portaudio()
