@@ -93,7 +93,7 @@ class AudioInputConfig:
                       choices=("sounddevice", "file"))
     device: str = setting("default", "'default', a device index, or part of the device's name")
     path: str = setting("", "file backend: the WAV to read (any rate and channel count)")
-    block_ms: int = setting(40, "milliseconds of audio per message to the server", min=10, max=500)
+    block_ms: int = setting(50, "milliseconds of audio per message to the server", min=10, max=500)
 
 
 @dataclass(frozen=True)
