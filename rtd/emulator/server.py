@@ -1,0 +1,363 @@
+"""The emulator's WebSocket server: an asyncio loop in a daemon thread, driven from sync code.
+
+Tests and the daemon's demo are synchronous, so `Emulator` owns its own event loop in a
+background thread and exposes what it saw through thread-safe properties. `serve` wraps it for
+the `rtd emulate` command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from http import HTTPStatus
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from rtd.emulator.connection import Connection, new_id
+from rtd.emulator.scenario import Scenario, load_scenario
+from rtd.emulator.state import SharedState
+from rtd.emulator.validation import DEFAULT_MODEL
+from rtd.emulator.voice import resolve_engine
+from rtd.exceptions import RtdError
+
+logger = logging.getLogger(__name__)
+
+BANNER = ("rtd emulator (local offline peer for development and tests, not the OpenAI service) "
+          "listening on {url}")
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # the service accepts appends of up to 15 MiB
+CLOSE_TIMEOUT = 0.5  # seconds to wait for a client's close frame before dropping it
+STOP_TIMEOUT = 5.0
+
+
+class Emulator:
+    """A local WebSocket server speaking the GA Realtime protocol: rtd's offline peer.
+
+    It stands in for the realtime service in tests, in `rtd demo` and during development.
+    It checks what clients send as the service does, answers from a scenario instead of a
+    model, and can inject faults. It is not the OpenAI service and says so in its banner.
+
+    `scenario` is a `Scenario`, a path to a scenario TOML file, or None (every turn gets the
+    default reply). `auth_failure` chooses how a wrong key is refused: "http" answers the
+    upgrade with HTTP 401; "close" accepts it, sends an `invalid_api_key` error event and closes
+    with 3000, which is what the live service was observed to do on a WebSocket.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 scenario: Scenario | str | Path | None = None, api_key: str | None = None,
+                 voice_engine: str = "auto", max_session_seconds: float | None = None,
+                 *, auth_failure: Literal["http", "close"] = "http") -> None:
+        if isinstance(scenario, (str, Path)):
+            scenario = load_scenario(scenario)
+        if max_session_seconds is not None and max_session_seconds <= 0:
+            raise ValueError("max_session_seconds must be positive (or None for one hour)")
+        if auth_failure not in ("http", "close"):
+            raise ValueError("auth_failure must be 'http' or 'close'")
+        self.host = host
+        self.api_key = api_key
+        self.auth_failure = auth_failure
+        self._requested_port = port
+        self._port: int | None = None
+        self._state = SharedState(scenario or Scenario(), resolve_engine(voice_engine),
+                                  max_session_seconds)
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
+        self._stopped = False
+        self._lock = threading.Lock()
+        self._live: set[Connection] = set()  # open connections (touched on the loop only)
+
+    # -- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> Emulator:
+        """Start listening (in a daemon thread); return once the port is open."""
+        with self._lock:
+            if self._thread is not None:
+                raise RuntimeError("this emulator was already started")
+            self._thread = threading.Thread(target=self._run, name="rtd-emulator", daemon=True)
+            self._thread.start()
+        self._ready.wait()
+        if self._start_error is not None:
+            self._thread.join(timeout=STOP_TIMEOUT)
+            raise RtdError(f"rtd emulator cannot listen on {self.host}:{self._requested_port}: "
+                           f"{self._start_error}") from self._start_error
+        logger.info("rtd emulator (offline development peer) listening on %s, scenario %s, "
+                    "voice %s", self.url, self._state.scenario.source or "built-in",
+                    self._state.voice_engine)
+        return self
+
+    def stop(self) -> None:
+        """Close every connection and the server, and join the thread. Safe to call twice."""
+        with self._lock:
+            if self._stopped or self._thread is None:
+                return
+            self._stopped = True
+        loop, stop_requested = self._loop, self._stop_requested
+        if loop is not None and stop_requested is not None:
+            with contextlib.suppress(RuntimeError):  # RuntimeError: the loop already ended
+                loop.call_soon_threadsafe(stop_requested.set)
+        self._thread.join(timeout=STOP_TIMEOUT)
+        if self._thread.is_alive():
+            logger.warning("rtd emulator thread did not stop within %.0f s", STOP_TIMEOUT)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        # Speech is synthesized here; stop() does not wait for a long synthesis to finish.
+        executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rtd-emulator-speech")
+        self._state.executor = executor
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as exc:  # reported to start(), or logged
+            if not self._ready.is_set():
+                self._start_error = exc
+            else:
+                logger.exception("rtd emulator loop failed")
+        finally:
+            try:
+                _cancel_all(loop)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                executor.shutdown(wait=False, cancel_futures=True)
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+                self._ready.set()
+
+    async def _main(self) -> None:
+        self._stop_requested = asyncio.Event()
+        try:
+            server = await ws_serve(self._handle, self.host, self._requested_port,
+                                    process_request=self._check_request,
+                                    max_size=MAX_MESSAGE_BYTES, close_timeout=CLOSE_TIMEOUT)
+        except OSError as exc:
+            self._start_error = exc
+            self._ready.set()
+            return
+        self._port = server.sockets[0].getsockname()[1]
+        self._ready.set()
+        await self._stop_requested.wait()
+        await self._close_server(server)
+
+    async def _close_server(self, server: Server) -> None:
+        """Close politely (1001), then drop clients that do not answer in time."""
+        for connection in list(self._live):
+            connection.cancel_tasks()  # a response blocked on a client that stopped reading
+        server.close(close_connections=True, reason="rtd emulator stopping")
+        closed = asyncio.ensure_future(server.wait_closed())
+        done, _ = await asyncio.wait({closed}, timeout=CLOSE_TIMEOUT + 0.5)
+        if not done:
+            for connection in list(self._live):
+                connection.ws.transport.abort()
+            done, _ = await asyncio.wait({closed}, timeout=1.0)
+        if not done:
+            logger.warning("some emulator connections did not close in time")
+            closed.cancel()
+            await asyncio.gather(closed, return_exceptions=True)
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse a wrong or missing key with HTTP 401 before the upgrade (auth_failure="http")."""
+        if self.api_key is None or self.auth_failure != "http":
+            return None
+        problem = self._auth_problem(request)
+        if problem is None:
+            return None
+        body = json.dumps({"error": {"type": "invalid_request_error", "code": "invalid_api_key",
+                                     "message": problem, "param": None}})
+        response = connection.respond(HTTPStatus.UNAUTHORIZED, body)
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = "application/json"
+        logger.info("refused a connection: %s", problem)
+        return response
+
+    def _auth_problem(self, request: Request) -> str | None:
+        """Why the request's credentials are refused, or None when they are fine."""
+        bearer = request.headers.get("Authorization", "")
+        keys = [request.headers.get("api-key")]
+        if bearer.lower().startswith("bearer "):
+            keys.append(bearer[7:].strip())
+        if self.api_key in keys:
+            return None
+        if not bearer and keys == [None]:
+            return "Missing bearer or basic authentication in header"
+        return "Incorrect API key provided."
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        request = ws.request
+        assert request is not None
+        headers: dict[str, str] = {}
+        for name, value in request.headers.raw_items():
+            key = name.lower()
+            headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        self._state.accept_connection(headers, request.path)
+        query = parse_qs(urlsplit(request.path).query)
+        model = (query.get("model") or [DEFAULT_MODEL])[0]
+        logger.info("connection from %s to %s (model %s)", ws.remote_address, request.path,
+                    model)
+        try:
+            if "realtime=v1" in headers.get("openai-beta", ""):
+                await self._refuse(ws, "beta_api_shape_disabled", 4000,
+                                   "The beta Realtime API shape is no longer supported; remove "
+                                   "the 'OpenAI-Beta: realtime=v1' header and use the GA shape.")
+                return
+            if self.api_key is not None and self.auth_failure == "close":
+                problem = self._auth_problem(request)
+                if problem is not None:
+                    await self._refuse(ws, "invalid_api_key", 3000, problem)
+                    return
+            connection = Connection(self._state, ws, model)
+            self._live.add(connection)
+            try:
+                await connection.run()
+            finally:
+                self._live.discard(connection)
+        except ConnectionClosed:
+            pass
+        except Exception:
+            logger.exception("rtd emulator connection handler failed")
+
+    async def _refuse(self, ws: ServerConnection, code: str, close_code: int,
+                      message: str) -> None:
+        """Send a fatal error event and close, as the service does after the upgrade."""
+        event = {"type": "error", "event_id": new_id("event"),
+                 "error": {"type": "invalid_request_error", "code": code, "message": message,
+                           "param": None, "event_id": None}}
+        self._state.record_sent(event)
+        await ws.send(json.dumps(event))
+        await ws.close(close_code, f"invalid_request_error.{code}")
+
+    # -- what tests look at --------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The listening port (resolved when constructed with port=0)."""
+        if self._port is None:
+            raise RuntimeError("the emulator is not listening; call start() first")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The WebSocket URL to connect to, e.g. ws://127.0.0.1:8765/v1/realtime."""
+        host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"ws://{host}:{self.port}/v1/realtime"
+
+    @property
+    def scenario(self) -> Scenario:
+        return self._state.scenario
+
+    @property
+    def voice_engine(self) -> str:
+        """The engine in use ("espeak" or "tones"; "auto" is resolved at construction)."""
+        return self._state.voice_engine
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """Client events so far, in order, across connections.
+
+        Appends carry "audio_bytes" (decoded size, None when not base64) instead of "audio".
+        Frames that are not JSON objects appear with "type": None and one of "_invalid_json"
+        (the text), "_binary_bytes" (the size) or "_not_an_object" (the decoded value).
+        """
+        return self._state.received
+
+    @property
+    def sent(self) -> list[dict[str, Any]]:
+        """Server events so far; audio deltas carry "delta_bytes" instead of "delta"."""
+        return self._state.sent
+
+    @property
+    def input_audio(self) -> bytes:
+        """All input audio appended so far (24 kHz int16), capped at the first 10 minutes."""
+        return self._state.input_audio
+
+    @property
+    def connections(self) -> int:
+        """Number of accepted (upgraded) connections."""
+        return self._state.connections
+
+    @property
+    def headers(self) -> list[dict[str, str]]:
+        """Request headers of each accepted connection, names lower-cased."""
+        return self._state.headers
+
+    @property
+    def paths(self) -> list[str]:
+        """Request path (with query string) of each accepted connection."""
+        return self._state.paths
+
+    @property
+    def scenario_done(self) -> threading.Event:
+        """Set when the last scripted turn's final response (or fault) has been sent."""
+        return self._state.scenario_done
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool],
+                 timeout: float = 10.0) -> dict[str, Any]:
+        """First received client event (past or future) matching; TimeoutError otherwise."""
+        return self._state.wait_for("received", predicate, timeout)
+
+    def wait_for_sent(self, predicate: Callable[[dict[str, Any]], bool],
+                      timeout: float = 10.0) -> dict[str, Any]:
+        """First sent server event (past or future) matching; TimeoutError otherwise."""
+        return self._state.wait_for("sent", predicate, timeout)
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and await whatever is still pending, so nothing is destroyed while pending."""
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+def serve(host: str = "127.0.0.1", port: int = 8765, scenario_path: str | None = None,
+          api_key: str | None = None, voice_engine: str = "auto",
+          max_session_seconds: float | None = None) -> None:
+    """Run the emulator in the foreground until Ctrl-C or SIGTERM (for `rtd emulate`)."""
+    emulator = Emulator(host=host, port=port, scenario=scenario_path, api_key=api_key,
+                        voice_engine=voice_engine, max_session_seconds=max_session_seconds)
+    emulator.start()
+    print(BANNER.format(url=emulator.url), flush=True)
+    stop = threading.Event()
+    previous: Any = None
+    in_main = threading.current_thread() is threading.main_thread()
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if in_main:
+        previous = signal.signal(signal.SIGTERM, on_term)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+        logger.info("rtd emulator stopped")
