@@ -1,0 +1,1 @@
+"""rtd's built-in tools and components."""
