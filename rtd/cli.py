@@ -55,6 +55,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     logs.setup(args.log_level or config.log.level,
                [config.api_key.value] if config.api_key else [])
+    for problem in config.component_problems:
+        logger.warning("not running: %s", problem)
     daemon = Daemon(config)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
@@ -83,6 +85,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args)
     problems = []
     for where, a in (("audio.input", config.audio_input), ("audio.output", config.audio_output)):
+        if a.backend == "none":
+            print(f"{where}: none")
+            continue
         try:
             if where == "audio.input":
                 backend = open_input(a.backend, device=a.device, path=a.path, where=where)
@@ -93,12 +98,14 @@ def cmd_check(args: argparse.Namespace) -> int:
             continue
         print(f"{where}: {backend.description}")
         backend.stop()
-    if problems:
-        return _fail("\n".join(problems), EX_CONFIG)
     p = config.provider
     print(f"provider: {p.name}, model {p.model}, key "
           f"{'from ' + config.api_key.origin if config.api_key else 'none'}")
-    print(f"tools: {', '.join(config.tools) or 'none'}")
+    for kind in ("tools", "senders", "receivers"):
+        print(f"{kind}: {', '.join(config.enabled(kind)) or 'none'}")
+    problems.extend(config.component_problems)
+    if problems:
+        return _fail("\n".join(problems), EX_CONFIG)
     print("config OK")
     return 0
 
@@ -123,6 +130,61 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from rtd.config import default_registry
+
+    registry = default_registry()
+    path, _how = cfg.find_config(args.config)
+    enabled: dict[str, set[str]] = {}
+    try:
+        config = _load(args, require_key=False)
+        enabled = {kind: set(config.enabled(kind)) for kind in ("tools", "senders", "receivers")}
+    except ConfigError as exc:
+        print(f"rtd: (cannot mark what is enabled: {exc})", file=sys.stderr)
+    for info in registry.plugins:
+        version = f" {info.version}" if info.version else ""
+        print(f"{info.name} ({info.package}{version}): {info.status}")
+        for kind, names in info.provides.items():
+            for name in names:
+                mark = "enabled" if name in enabled.get(kind, ()) else "available"
+                print(f"  {kind[:-1]:8} {name:20} {mark}")
+        for problem in info.problems:
+            print(f"  problem: {problem}")
+    return 0
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    import socket
+
+    from rtd.builtin.senders import SocketSettings
+
+    path = args.socket
+    if path is None:
+        config = _load(args, require_key=False)
+        settings = config.enabled("senders").get("socket")
+        path = settings.settings.path if settings else SocketSettings().path
+    text = " ".join(args.text).strip()
+    if not text:
+        return _fail("nothing to say", 2)
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(5)
+            sock.connect(path)
+            sock.sendall(text.replace("\n", " ").encode() + b"\n")
+            reply = sock.makefile("rb").readline().decode(errors="replace").strip()
+    except (FileNotFoundError, ConnectionRefusedError):
+        return _fail(f"nothing listens on {path}: is rtd running with a [senders.socket] "
+                     "table?", 1)
+    except PermissionError:
+        return _fail(f"permission denied on {path}: join the rtd group or check "
+                     "senders.socket.mode", 1)
+    except OSError as exc:
+        return _fail(f"cannot talk to {path}: {exc.strerror or exc}", 1)
+    if reply != "ok":
+        return _fail(f"rtd answered: {reply or 'nothing'}", 1)
+    return 0
+
+
 def cmd_emulate(args: argparse.Namespace) -> int:
     from rtd.emulator import serve
 
@@ -131,11 +193,11 @@ def cmd_emulate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from rtd.builtin.clock import ClockSettings
     from rtd.daemon import Daemon
     from rtd.emulator import DEMO_QUESTION_WAV, DEMO_SCENARIO, Emulator, load_scenario
     from rtd.messages import ResponseDone
     from rtd.supervisor import StartupError
-    from rtd.tools import BUILTIN_TOOLS
 
     base = _load(args, require_key=False)
     out = Path(args.out)
@@ -157,7 +219,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                                         turn_detection="server_vad"),
             audio_input=cfg.AudioInputConfig(backend="file", path=str(DEMO_QUESTION_WAV)),
             audio_output=cfg.AudioOutputConfig(backend="file", path=str(out)),
-            tools={"clock": base.tools.get("clock", BUILTIN_TOOLS["clock"].settings())},
+            components=(base.enabled("tools").get("clock")
+                        or cfg.ComponentConfig("tools", "clock", ClockSettings()),),
+            component_problems=(),
             api_key=None,
         )
         daemon = Daemon(config)
@@ -220,6 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("devices", parents=[common],
                        help="list audio devices with channels and default rates")
     p.set_defaults(func=cmd_devices)
+
+    p = sub.add_parser("plugins", parents=[common],
+                       help="list installed plugins, their status and components")
+    p.set_defaults(func=cmd_plugins)
+
+    p = sub.add_parser("say", parents=[common],
+                       help="send a text message to the running daemon's socket sender")
+    p.add_argument("text", nargs="+", help="what to say")
+    p.add_argument("--socket", metavar="PATH", help="socket path (default: from the config)")
+    p.set_defaults(func=cmd_say)
 
     p = sub.add_parser(
         "emulate", parents=[common],

@@ -20,6 +20,9 @@ from typing import Any
 
 from rtd.exceptions import ConfigError
 
+if typing.TYPE_CHECKING:
+    from rtd.plugins import Registry
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -89,8 +92,8 @@ class SessionConfig:
 class AudioInputConfig:
     """Where the microphone audio comes from."""
 
-    backend: str = setting("sounddevice", "sounddevice (a real device) or file (a WAV)",
-                      choices=("sounddevice", "file"))
+    backend: str = setting("sounddevice", "sounddevice (a real device), file (a WAV), or none",
+                           choices=("sounddevice", "file", "none"))
     device: str = setting("default", "'default', a device index, or part of the device's name")
     path: str = setting("", "file backend: the WAV to read (any rate and channel count)")
     block_ms: int = setting(50, "milliseconds of audio per message to the server", min=10, max=500)
@@ -100,8 +103,8 @@ class AudioInputConfig:
 class AudioOutputConfig:
     """Where the assistant's speech goes."""
 
-    backend: str = setting("sounddevice", "sounddevice (a real device) or file (a WAV)",
-                      choices=("sounddevice", "file"))
+    backend: str = setting("sounddevice", "sounddevice (a real device), file (a WAV), or none",
+                           choices=("sounddevice", "file", "none"))
     device: str = setting("default", "'default', a device index, or part of the device's name")
     path: str = setting("", "file backend: the WAV to write (24 kHz mono)")
     buffer_seconds: float = setting(60.0, "seconds of reply audio held before playback",
@@ -128,6 +131,23 @@ class Secret:
     __repr__ = __str__
 
 
+DEFAULT_TOOL_TIMEOUT = 10.0
+"""Seconds a tool may run before the model is told it timed out."""
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    """One enabled tool, sender or receiver and its validated settings."""
+
+    kind: str
+    """"tools", "senders" or "receivers"."""
+    name: str
+    settings: Any
+    """An instance of the component's Settings dataclass, or None when it has none."""
+    timeout: float | None = None
+    """Tools only: seconds before the call is abandoned; None: the tool's own default."""
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole, validated configuration."""
@@ -137,11 +157,22 @@ class Config:
     audio_input: AudioInputConfig = field(default_factory=AudioInputConfig)
     audio_output: AudioOutputConfig = field(default_factory=AudioOutputConfig)
     log: LogConfig = field(default_factory=LogConfig)
-    #: Enabled tools by name, each with its validated settings object.
-    tools: Mapping[str, Any] = field(default_factory=dict)
+    #: Enabled components whose tables validated, in file order.
+    components: tuple[ComponentConfig, ...] = ()
+    #: Components left out, each with why: they cost a log line, not the daemon.
+    component_problems: tuple[str, ...] = ()
     #: The file this was read from, or None for built-in defaults.
     source: Path | None = None
     api_key: Secret | None = None
+
+    def enabled(self, kind: str) -> dict[str, ComponentConfig]:
+        """Enabled components of one kind ("tools", "senders", "receivers") by name."""
+        return {c.name: c for c in self.components if c.kind == kind}
+
+    @property
+    def tools(self) -> dict[str, Any]:
+        """Enabled tools' settings by name."""
+        return {name: c.settings for name, c in self.enabled("tools").items()}
 
 
 #: TOML table name -> (Config attribute, schema).
@@ -182,6 +213,9 @@ def _suggest(key: str, known: list[str]) -> str:
 
 def _check_value(where: str, f: dataclasses.Field, value: Any, hint: Any) -> tuple[Any, str | None]:
     """Return the value coerced to the field's type, or a problem."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if type(None) in typing.get_args(hint) and len(args) == 1:  # Optional[X]: X when given
+        hint = args[0]
     want = typing.get_origin(hint) or hint
     got = _toml_type(value)
     if want is float and isinstance(value, int) and not isinstance(value, bool):
@@ -267,11 +301,16 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def parse(data: dict[str, Any], source: Path | None = None, *,
-          env: Mapping[str, str] | None = None, require_key: bool = True) -> Config:
-    """Validate a parsed TOML document into a Config; raise ConfigError listing every problem."""
-    from rtd.tools import BUILTIN_TOOLS  # the tool registry imports config's helpers
+          env: Mapping[str, str] | None = None, require_key: bool = True,
+          registry: Registry | None = None) -> Config:
+    """Validate a parsed TOML document into a Config; raise ConfigError listing every problem.
 
+    Problems in a component's table do not raise: that component is left out and the problem
+    is kept in ``component_problems`` (one bad plugin table must not silence the assistant).
+    """
     env = os.environ if env is None else env
+    if registry is None:
+        registry = default_registry()
     problems: list[str] = []
     built: dict[str, Any] = {}
     data = dict(data)
@@ -283,38 +322,21 @@ def parse(data: dict[str, Any], source: Path | None = None, *,
         if key not in ("input", "output"):
             problems.append(f"audio.{key}: unknown table{_suggest(key, ['input', 'output'])}; "
                             "known: audio.input, audio.output")
-    tools_raw = data.pop("tools", {})
+    component_tables = {kind: data.pop(kind, {}) for kind in ("tools", "senders", "receivers")}
     flat = {**{k: v for k, v in data.items()}, "audio.input": audio.get("input", {}),
             "audio.output": audio.get("output", {})}
     for section, raw in flat.items():
         if section not in SECTIONS:
-            known = [*SECTIONS, "tools"]
+            known = [*SECTIONS, "tools", "senders", "receivers"]
             problems.append(f"{section}: unknown section{_suggest(section, known)}; "
                             f"known sections: {', '.join(known)}")
             continue
         attr, schema = SECTIONS[section]
         built[attr] = validate_table(section, schema, raw, problems)
 
-    tools: dict[str, Any] = {}
-    if not isinstance(tools_raw, dict):
-        problems.append(f"tools: expected a table of tool tables, got {_toml_type(tools_raw)}")
-        tools_raw = {}
-    for name, raw in tools_raw.items():
-        tool = BUILTIN_TOOLS.get(name)
-        if tool is None:
-            problems.append(f"tools.{name}: no such tool{_suggest(name, list(BUILTIN_TOOLS))}; "
-                            f"available: {', '.join(BUILTIN_TOOLS)}")
-            continue
-        enabled = raw.get("enabled", True) if isinstance(raw, dict) else True
-        if not isinstance(enabled, bool):
-            problems.append(f"tools.{name}.enabled: expected true or false, got "
-                            f"{_toml_type(enabled)}")
-        settings = validate_table(f"tools.{name}", tool.settings, raw, problems,
-                                  extra_keys=("enabled",))
-        if enabled is True:
-            tools[name] = settings
-
-    config = Config(**built, tools=tools, source=source)
+    components, disabled = _components(component_tables, registry, problems)
+    config = Config(**built, components=components, component_problems=disabled,
+                    source=source)
     _check_provider(config, problems)
     _check_audio(config, source, problems)
     if problems:
@@ -323,6 +345,80 @@ def parse(data: dict[str, Any], source: Path | None = None, *,
     if problems:
         raise ConfigError(problems, str(source) if source else None)
     return dataclasses.replace(config, api_key=key)
+
+
+_REGISTRY: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The installed plugins' components, loaded once per process."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        from rtd import plugins
+
+        _REGISTRY = plugins.load()
+    return _REGISTRY
+
+
+@dataclass(frozen=True)
+class _Common:
+    """Keys every component table accepts."""
+
+    enabled: bool = setting(True, "false keeps the settings but does not run the component")
+
+
+@dataclass(frozen=True)
+class _ToolCommon:
+    """Keys every tool table accepts."""
+
+    enabled: bool = setting(True, "false keeps the settings but does not run the tool")
+    timeout: float | None = setting(None, "seconds before the model is told the tool timed "
+                                    "out; unset: the tool's own default, else 10",
+                                    min=0.1, max=3600.0)
+
+
+def _components(tables: dict[str, Any], registry: Registry, fatal: list[str]
+                ) -> tuple[tuple[ComponentConfig, ...], tuple[str, ...]]:
+    enabled: list[ComponentConfig] = []
+    disabled: list[str] = []
+    for kind, raw in tables.items():
+        if not isinstance(raw, dict):
+            fatal.append(f"{kind}: expected a table of [{kind}.NAME] tables, got "
+                         f"{_toml_type(raw)}")
+            continue
+        available = registry.of(kind)
+        for name, table in raw.items():
+            where = f"{kind}.{name}"
+            component = available.get(name)
+            if component is None:
+                disabled.append(f"{where}: no installed plugin provides a {kind[:-1]} named "
+                                f"{name!r}{_suggest(name, list(available))}; {kind} available: "
+                                f"{registry.describe(kind)}")
+                continue
+            common_schema = _ToolCommon if kind == "tools" else _Common
+            problems: list[str] = []
+            if not isinstance(table, dict):
+                problems.append(f"{where}: expected a table, got {_toml_type(table)}")
+                table = {}
+            common_keys = tuple(f.name for f in dataclasses.fields(common_schema))
+            common = validate_table(where, common_schema,
+                                    {k: v for k, v in table.items() if k in common_keys},
+                                    problems)
+            schema = component.settings if kind == "tools" else component.Settings
+            own = {k: v for k, v in table.items() if k not in common_keys}
+            settings = None
+            if schema is not None:
+                settings = validate_table(where, schema, own, problems, extra_keys=common_keys)
+            elif own:
+                problems.extend(f"{where}.{k}: unknown key; this {kind[:-1]} has no settings "
+                                f"besides {', '.join(common_keys)}" for k in own)
+            if problems:
+                disabled.extend(f"{p} ({where} is disabled)" for p in problems)
+                continue
+            if common.enabled:
+                enabled.append(ComponentConfig(kind, name, settings,
+                                               getattr(common, "timeout", None)))
+    return tuple(enabled), tuple(disabled)
 
 
 def _check_provider(config: Config, problems: list[str]) -> None:
@@ -380,12 +476,13 @@ def resolve_api_key(provider: ProviderConfig, env: Mapping[str, str], problems: 
     return None
 
 
-def load(path: str | os.PathLike[str] | None = None, *, require_key: bool = True) -> Config:
+def load(path: str | os.PathLike[str] | None = None, *, require_key: bool = True,
+         registry: Registry | None = None) -> Config:
     """Find, read and validate the configuration; built-in defaults when no file exists."""
     found, _how = find_config(path)
     if found is None:
-        return parse({}, None, require_key=require_key)
-    return parse(read_toml(found), found, require_key=require_key)
+        return parse({}, None, require_key=require_key, registry=registry)
+    return parse(read_toml(found), found, require_key=require_key, registry=registry)
 
 
 def to_toml(config: Config) -> str:
@@ -403,12 +500,21 @@ def to_toml(config: Config) -> str:
             origin = config.api_key.origin if config.api_key else "none"
             lines.append(f"# api key: {'set, from ' + origin if config.api_key else origin}")
         lines.append("")
-    for name, settings in config.tools.items():
-        lines.append(f"[tools.{name}]")
+    for c in config.components:
+        lines.append(f"[{c.kind}.{c.name}]")
         lines.append("enabled = true")
-        for f in dataclasses.fields(settings):
-            lines.append(f"{f.name} = {_toml_value(getattr(settings, f.name))}")
+        if c.kind == "tools" and c.timeout is not None:
+            lines.append(f"timeout = {_toml_value(c.timeout)}")
+        if c.settings is not None:
+            for f in dataclasses.fields(c.settings):
+                value = getattr(c.settings, f.name)
+                if f.metadata.get("secret"):
+                    value = {k: "********" for k in value} if isinstance(value, dict) \
+                        else "********"
+                lines.append(f"{f.name} = {_toml_value(value)}")
         lines.append("")
+    for problem in config.component_problems:
+        lines.append(f"# not running: {problem}")
     return "\n".join(lines)
 
 
@@ -429,7 +535,7 @@ def _toml_key(key: str) -> str:
 
 
 __all__ = [
-    "Config", "ProviderConfig", "setting", "SessionConfig", "AudioInputConfig", "AudioOutputConfig",
-    "LogConfig", "Secret", "SECTIONS", "VOICES", "find_config", "load", "parse", "read_toml",
-    "resolve_api_key", "to_toml", "validate_table",
+    "SECTIONS", "VOICES", "AudioInputConfig", "AudioOutputConfig", "ComponentConfig", "Config",
+    "LogConfig", "ProviderConfig", "Secret", "SessionConfig", "find_config", "load", "parse",
+    "read_toml", "resolve_api_key", "setting", "to_toml", "validate_table",
 ]

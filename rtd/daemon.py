@@ -14,14 +14,17 @@ import pykka
 
 from rtd.actors.audio_input import AudioInputActor
 from rtd.actors.audio_output import AudioOutputActor
+from rtd.actors.receiver import ReceiverActor
+from rtd.actors.sender import SenderActor
 from rtd.actors.session import SessionActor
 from rtd.actors.tools import ToolsActor
 from rtd.audio import AudioOutput, open_input, open_output
-from rtd.config import Config
+from rtd.components import Receiver, Sender
+from rtd.config import Config, default_registry
+from rtd.plugins import Registry
 from rtd.protocol import events
 from rtd.protocol.providers import endpoint
 from rtd.supervisor import Bus, Child, Ping, Supervisor
-from rtd.tools import BUILTIN_TOOLS
 
 logger = logging.getLogger(__name__)
 
@@ -29,30 +32,55 @@ Crash = Callable[[str, BaseException], None]
 
 
 class Daemon:
-    """One configuration's actors: tools, speaker, session, microphone, in that order.
+    """One configuration's actors, in dependency order.
 
-    The microphone starts last so nothing is heard before the session can take it, and stops
-    first so nothing is heard after the session is gone.
+    Tools and receivers first (they only react), then the speaker, the session, the senders,
+    and the microphone last: nothing is heard or sent before the session can take it, and at
+    shutdown the inputs stop first so nothing arrives after the session is gone.
     """
 
-    def __init__(self, config: Config, bus: Bus | None = None) -> None:
+    def __init__(self, config: Config, bus: Bus | None = None,
+                 registry: Registry | None = None) -> None:
         self.config = config
         self.bus = bus or Bus()
+        self.registry = registry or default_registry()
         #: The speaker backend currently in use (replaced when its actor restarts).
         self.output: AudioOutput | None = None
         p = config.provider
-        self.tools = {name: (BUILTIN_TOOLS[name], settings)
-                      for name, settings in config.tools.items()}
+        self.tools = {name: (self.registry.tools[name], c.settings, c.timeout)
+                      for name, c in config.enabled("tools").items()}
         key = config.api_key.value if config.api_key else None
         self.endpoint = endpoint(p.name, p.model, key, p.url, p.headers)
         self.session_update = events.session_update(
-            config.session, p.model, [tool.schema() for tool, _ in self.tools.values()])
-        self.supervisor = Supervisor([
-            Child("tools", self._start_tools, ToolsActor.receives),
-            Child("audio_output", self._start_output, AudioOutputActor.receives),
-            Child("session", self._start_session, SessionActor.receives),
-            Child("audio_input", self._start_input, AudioInputActor.receives),
-        ], self.bus)
+            config.session, p.model, [tool.schema() for tool, _, _ in self.tools.values()])
+        children = [Child("tools", self._start_tools, ToolsActor.receives)]
+        for name, c in config.enabled("receivers").items():
+            cls = self.registry.receivers[name]
+            children.append(Child(f"receivers.{name}", self._component(ReceiverActor, cls,
+                                                                       c.settings),
+                                  ReceiverActor.receives(cls), critical=False))
+        if config.audio_output.backend != "none":
+            children.append(Child("audio_output", self._start_output,
+                                  AudioOutputActor.receives))
+        children.append(Child("session", self._start_session, SessionActor.receives))
+        for name, c in config.enabled("senders").items():
+            cls = self.registry.senders[name]
+            children.append(Child(f"senders.{name}", self._component(SenderActor, cls,
+                                                                     c.settings),
+                                  critical=False))
+        if config.audio_input.backend != "none":
+            children.append(Child("audio_input", self._start_input, AudioInputActor.receives))
+        self.supervisor = Supervisor(children, self.bus)
+
+    @staticmethod
+    def _component(actor: type[ReceiverActor] | type[SenderActor],
+                   cls: type[Receiver] | type[Sender], settings: Any
+                   ) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+        """A start function making a fresh component instance each (re)start."""
+        def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+            instance = cls(settings) if cls.Settings is not None else cls()
+            return actor.start(bus, crash, instance)
+        return start
 
     def _start_tools(self, bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
         return ToolsActor.start(bus, crash, self.tools)
@@ -91,8 +119,8 @@ class Daemon:
 
         For the demo and tests: the ask is a health check, not part of streaming.
         """
-        child = next(c for c in self.supervisor.children if c.name == "audio_output")
-        if child.ref is None or self.output is None:
+        child = next((c for c in self.supervisor.children if c.name == "audio_output"), None)
+        if child is None or child.ref is None or self.output is None:
             return True
         try:
             child.ref.ask(Ping(), timeout=timeout)

@@ -1,4 +1,6 @@
-"""The typed messages actors exchange through the supervisor's bus.
+"""The typed messages the core actors exchange through the supervisor's bus.
+
+What receivers and senders see and send lives in `rtd.components`.
 
 Immutable so one message can go to several actors without copies or races. Audio is always
 24 kHz mono signed 16-bit little-endian PCM ("pcm24"), the realtime protocol's format.
@@ -7,7 +9,6 @@ Immutable so one message can go to several actors without copies or races. Audio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,6 @@ class OutputAudio:
 class OutputAudioDone:
     """The server sent all audio of an item; the player may flush its resampler."""
 
-    item_id: str
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """A finished line of the conversation, as text."""
-
-    role: Literal["user", "assistant"]
-    text: str
     item_id: str
 
 
@@ -71,16 +63,6 @@ class ConnectionState:
     connected: bool
     detail: str
     """Human-readable: the URL (never credentials) or why it closed."""
-
-
-@dataclass(frozen=True)
-class ServerError:
-    """An `error` event from the server; most leave the session open."""
-
-    code: str
-    message: str
-    event_id: str | None = None
-    """The client event that caused it, when the server says."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 EX_SOFTWARE = 70
 """Exit code when actors keep crashing (sysexits.h: internal software error)."""
+LOSSY_BACKLOG = 200
+"""Messages waiting for an actor beyond which streaming chunks (``lossy`` types) are dropped
+for it: a receiver that cannot keep up loses chunks, not the daemon's memory."""
 
 
 class Bus:
@@ -35,6 +38,8 @@ class Bus:
         self._routes: dict[type, tuple[str, ...]] = {}
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
         self._observers: tuple[Callable[[object], None], ...] = ()
+        self.dropped: dict[str, int] = {}
+        """Lossy messages dropped per actor name, because it fell behind."""
 
     def subscribe(self, name: str, types: Iterable[type]) -> None:
         with self._lock:
@@ -55,11 +60,23 @@ class Bus:
         with self._lock:
             self._observers = (*self._observers, callback)
 
+    def wants(self, message_type: type) -> bool:
+        """Whether anything receives this type: lets publishers skip work nobody needs."""
+        return bool(self._routes.get(message_type)) or bool(self._observers)
+
     def publish(self, message: object) -> None:
         names = self._routes.get(type(message), ())
+        lossy = getattr(message, "lossy", False)
         for name in names:
             ref = self._refs.get(name)
             if ref is None:
+                continue
+            if lossy and ref.actor_inbox.qsize() > LOSSY_BACKLOG:
+                count = self.dropped.get(name, 0) + 1
+                self.dropped[name] = count
+                if count == 1 or count % 1000 == 0:
+                    logger.warning("%s is falling behind; dropped %d streaming chunk(s) for it",
+                                   name, count)
                 continue
             try:
                 ref.tell(message)
@@ -125,13 +142,25 @@ class Child:
     name: str
     start: Callable[[Bus, Callable[[str, BaseException], None]], pykka.ActorRef[Any]]
     receives: tuple[type, ...] = ()
+    critical: bool = True
+    """Core actors count towards the daemon's restart limit; plugin components never end the
+    daemon: they are restarted after a growing delay instead."""
     ref: pykka.ActorRef[Any] | None = field(default=None, repr=False)
+    crashes: deque[float] = field(default_factory=deque, repr=False)
 
 
 @dataclass(frozen=True)
 class _Crashed:
     name: str
     error: BaseException
+
+
+@dataclass(frozen=True)
+class _Restart:
+    name: str
+
+#: Seconds before a crashed component is restarted: doubling per recent crash, up to this.
+COMPONENT_BACKOFF_LIMIT = 60.0
 
 
 class StartupError(Exception):
@@ -150,6 +179,7 @@ class Supervisor:
         self._control: queue.Queue[object] = queue.Queue(maxsize=64)
         self._restarts: deque[float] = deque()
         self._started: list[Child] = []
+        self._timers: list[threading.Timer] = []
         for child in children:
             self.bus.subscribe(child.name, child.receives)
         self.bus.subscribe("supervisor", ())
@@ -174,8 +204,13 @@ class Supervisor:
             try:
                 self._start_child(child)
             except Exception as exc:
-                self.stop()
-                raise StartupError(f"{child.name}: {exc}") from exc
+                if child.critical:
+                    self.stop()
+                    raise StartupError(f"{child.name}: {exc}") from exc
+                self._started.append(child)
+                self._schedule_component_restart(child, _Crashed(child.name, exc),
+                                                 time.monotonic())
+                continue
             self._started.append(child)
             logger.debug("started %s", child.name)
 
@@ -205,12 +240,17 @@ class Supervisor:
                 code = self._restart(item)
                 if code is not None:
                     return code
+            if isinstance(item, _Restart):
+                self._restart_component(item.name)
 
     def _restart(self, crash: _Crashed) -> int | None:
         child = next((c for c in self._started if c.name == crash.name), None)
         if child is None:
             return None
         now = time.monotonic()
+        if not child.critical:
+            self._schedule_component_restart(child, crash, now)
+            return None
         while self._restarts and now - self._restarts[0] > self.period:
             self._restarts.popleft()
         if len(self._restarts) >= self.max_restarts:
@@ -228,8 +268,35 @@ class Supervisor:
             return EX_SOFTWARE
         return None
 
+    def _schedule_component_restart(self, child: Child, crash: _Crashed, now: float) -> None:
+        self.bus.attach(child.name, None)
+        child.ref = None
+        while child.crashes and now - child.crashes[0] > 600:
+            child.crashes.popleft()
+        child.crashes.append(now)
+        delay = min(COMPONENT_BACKOFF_LIMIT, 2.0 ** (len(child.crashes) - 1))
+        logger.warning("%s failed (%s: %s); restarting it in %.0f s", child.name,
+                       type(crash.error).__name__, crash.error, delay)
+        timer = threading.Timer(delay, self._put, args=(_Restart(child.name),))
+        timer.daemon = True
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
+
+    def _restart_component(self, name: str) -> None:
+        child = next((c for c in self._started if c.name == name), None)
+        if child is None or child.ref is not None:
+            return
+        try:
+            self._start_child(child)
+        except Exception as exc:
+            self._schedule_component_restart(child, _Crashed(name, exc), time.monotonic())
+            return
+        logger.info("%s restarted", name)
+
     def stop(self, timeout: float = 2.0) -> None:
         """Stop actors in reverse start order, each given a share of ``timeout`` seconds."""
+        for timer in self._timers:
+            timer.cancel()
         deadline = time.monotonic() + timeout
         while self._started:
             child = self._started.pop()

@@ -123,15 +123,23 @@ def test_secrets_never_in_repr_or_config_output():
     assert again.session == conf.session and again.audio_input == conf.audio_input
 
 
-def test_tools_tables():
+def test_component_tables_disable_only_the_component():
     assert parse("[tools.clock]\nenabled = false\n").tools == {}
-    assert parse("[tools.clock]\ntimezone = 'Europe/Berlin'\n").tools["clock"].timezone == \
-        "Europe/Berlin"
-    found = problems("[tools.clok]\n[tools.clock]\ntimezon = 'x'\nenabled = 'yes'\n")
-    assert "tools.clok: no such tool (did you mean 'clock'?); available: clock" in found
-    assert any(p.startswith("tools.clock.timezon: unknown key (did you mean 'timezone'?)")
-               for p in found)
-    assert "tools.clock.enabled: expected true or false, got a string" in found
+    conf = parse("[tools.clock]\ntimezone = 'Europe/Berlin'\ntimeout = 3\n")
+    assert conf.tools["clock"].timezone == "Europe/Berlin"
+    assert conf.enabled("tools")["clock"].timeout == 3.0
+    conf = parse("[tools.clok]\n[tools.clock]\ntimezon = 'x'\nenabled = 'yes'\n"
+                 "[senders.sockett]\n[receivers.console]\nshow_tools = false\n")
+    assert conf.tools == {}  # the broken clock table disables the clock, and nothing else
+    assert list(conf.enabled("receivers")) == ["console"]
+    text = "\n".join(conf.component_problems)
+    assert ("tools.clok: no installed plugin provides a tool named 'clok' (did you mean "
+            "'clock'?); tools available: clock (rtd)") in text
+    assert "tools.clock.timezon: unknown key (did you mean 'timezone'?)" in text
+    assert "tools.clock.enabled: expected true or false, got a string 'yes' " \
+           "(tools.clock is disabled)" in text
+    assert "senders.sockett: no installed plugin provides a sender named 'sockett' (did you " \
+           "mean 'socket'?); senders available: socket (rtd), stdin (rtd)" in text
 
 
 def test_find_config_order(tmp_path, monkeypatch):

@@ -6,13 +6,14 @@ from collections.abc import Callable
 from typing import Any
 
 from rtd.audio import AudioOutput
+from rtd.components import Interrupt
 from rtd.messages import OutputAudio, OutputAudioDone
 from rtd.supervisor import Bus, RtdActor
 
 
 class AudioOutputActor(RtdActor):
     name = "audio_output"
-    receives = (OutputAudio, OutputAudioDone)
+    receives = (OutputAudio, OutputAudioDone, Interrupt)
 
     def __init__(self, bus: Bus, on_crash: Callable[[str, BaseException], None],
                  backend: AudioOutput) -> None:
@@ -27,6 +28,8 @@ class AudioOutputActor(RtdActor):
             self.backend.play(message.item_id, message.pcm)
         elif isinstance(message, OutputAudioDone):
             self.backend.end_item(message.item_id)
+        elif isinstance(message, Interrupt):
+            self.backend.clear()
 
     def release(self) -> None:
         self.backend.stop()

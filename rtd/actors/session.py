@@ -18,6 +18,23 @@ from typing import Any
 
 import pykka
 
+from rtd.components import (
+    AudioChunk,
+    AudioEvent,
+    AudioTranscript,
+    AudioTranscriptChunk,
+    Commit,
+    ErrorEvent,
+    InputTranscript,
+    InputTranscriptChunk,
+    Interrupt,
+    RequestResponse,
+    State,
+    StateEvent,
+    TextChunk,
+    TextEvent,
+    UserText,
+)
 from rtd.exceptions import AuthenticationError, ConnectionFailed
 from rtd.messages import (
     ConnectionState,
@@ -26,10 +43,8 @@ from rtd.messages import (
     OutputAudio,
     OutputAudioDone,
     ResponseDone,
-    ServerError,
     ToolCall,
     ToolResult,
-    Transcript,
 )
 from rtd.protocol import events
 from rtd.protocol.connection import FATAL_CLOSE_CODES, RealtimeConnection, open_endpoint
@@ -132,8 +147,9 @@ class _Link(threading.Thread):
             if self.stopping.is_set():
                 return
             if conn.close_code in FATAL_CLOSE_CODES:
-                self.tell(Fatal(f"{self.target.safe_url}: {FATAL_CLOSE_CODES[conn.close_code]}; "
-                                "check provider.name and provider.url"))
+                code = EX_NOPERM if conn.close_code == 3000 else 1
+                self.tell(Fatal(f"{self.target.safe_url}: {FATAL_CLOSE_CODES[conn.close_code]}",
+                                code))
                 return
             if time.monotonic() - began >= self.backoff.healthy_after:
                 delay = self.backoff.first
@@ -159,7 +175,7 @@ class _Link(threading.Thread):
 
 class SessionActor(RtdActor):
     name = "session"
-    receives = (InputAudio, ToolResult)
+    receives = (InputAudio, ToolResult, UserText, Commit, RequestResponse, Interrupt)
 
     def __init__(self, bus: Bus, on_crash: Callable[[str, BaseException], None],
                  target: Endpoint, session_update: Mapping[str, Any], *,
@@ -177,8 +193,11 @@ class SessionActor(RtdActor):
         self._response_active = False
         self._calls: dict[str, list[ToolCall]] = {}   # response id -> calls it made
         self._awaiting: set[str] = set()               # call ids sent to tools, not answered
-        self._answered = False                         # outputs sent, response.create owed
+        self._response_owed = False                    # response.create to send when free
         self._unknown_types: set[str] = set()
+        self._state: State = "idle"
+        self._speaking_in: str | None = None           # response id whose output started
+        self._item_audio: dict[str, list[bytes]] = {}  # for AudioEvent, only when wanted
 
     def setup(self) -> None:
         self._link = _Link(self.target, self.connect_timeout, self.actor_ref.tell, self.backoff)
@@ -200,6 +219,17 @@ class SessionActor(RtdActor):
                 self._handle(message.event)
         elif isinstance(message, ToolResult):
             self._tool_result(message)
+        elif isinstance(message, UserText):
+            self._send(events.user_text(message.text))
+            if message.respond:
+                self._request_response()
+        elif isinstance(message, RequestResponse):
+            self._request_response()
+        elif isinstance(message, Commit):
+            self._send({"type": "input_audio_buffer.commit"})
+        elif isinstance(message, Interrupt):
+            if self._response_active:
+                self._send({"type": "response.cancel"})
         elif isinstance(message, _Connected):
             self._connected(message.conn)
         elif isinstance(message, _Disconnected):
@@ -234,6 +264,7 @@ class SessionActor(RtdActor):
         while self._pending_audio and self.conn is conn:
             self._send_audio(self._pending_audio.popleft())
         self.bus.publish(ConnectionState(True, conn.url))
+        self._set_state("idle")
 
     def _disconnected(self, message: _Disconnected) -> None:
         if message.conn is not self.conn:
@@ -246,9 +277,17 @@ class SessionActor(RtdActor):
         self._response_active = False
         self._calls.clear()
         self._awaiting.clear()
-        self._answered = False
+        self._response_owed = False
+        self._item_audio.clear()
         logger.warning("disconnected: %s", message.reason)
         self.bus.publish(ConnectionState(False, message.reason))
+        self.bus.publish(ErrorEvent("connection", "disconnected", message.reason))
+        self._set_state("error", message.reason)
+
+    def _set_state(self, state: State, detail: str = "") -> None:
+        if state != self._state:
+            self._state = state
+            self.bus.publish(StateEvent(state, detail))
 
     # -- server events --------------------------------------------------------------------
 
@@ -274,31 +313,58 @@ class SessionActor(RtdActor):
         param = f" (param {err['param']})" if err.get("param") else ""
         logger.warning("server error %s: %s%s%s", code, text, param,
                        f" (caused by event {caused_by})" if caused_by else "")
-        self.bus.publish(ServerError(code, text, caused_by))
+        self.bus.publish(ErrorEvent("server", code, text))
+        self._set_state("error", code)
         if code in FATAL_ERROR_CODES:
             self.bus.publish(Fatal(f"server error {code}: {text}",
                                    EX_NOPERM if code == "invalid_api_key" else 1))
 
     def _on_response_created(self, event: ServerEvent) -> None:
         self._response_active = True
+        self._set_state("thinking")
 
     def _on_audio_delta(self, event: ServerEvent) -> None:
-        self.bus.publish(OutputAudio(event["item_id"], events.decode_audio(event["delta"])))
+        item, pcm = event["item_id"], events.decode_audio(event["delta"])
+        self.bus.publish(OutputAudio(item, pcm))
+        self.bus.publish(AudioChunk(item, pcm))
+        if self.bus.wants(AudioEvent):
+            self._item_audio.setdefault(item, []).append(pcm)
+        self._set_state("speaking")
 
     def _on_audio_done(self, event: ServerEvent) -> None:
-        self.bus.publish(OutputAudioDone(event["item_id"]))
+        item = event["item_id"]
+        self.bus.publish(OutputAudioDone(item))
+        if item in self._item_audio:
+            self.bus.publish(AudioEvent(item, b"".join(self._item_audio.pop(item))))
+
+    def _on_audio_transcript_delta(self, event: ServerEvent) -> None:
+        self.bus.publish(AudioTranscriptChunk(event.get("item_id", ""), event.get("delta", "")))
+
+    def _on_text_delta(self, event: ServerEvent) -> None:
+        self.bus.publish(TextChunk(event.get("item_id", ""), event.get("delta", "")))
+        self._set_state("speaking")
 
     def _on_assistant_text(self, event: ServerEvent) -> None:
         text = event.get("transcript", event.get("text", ""))
         if text:
             conversation.info("assistant: %s", text)
-            self.bus.publish(Transcript("assistant", text, event.get("item_id", "")))
+            kind = AudioTranscript if "transcript" in event else TextEvent
+            self.bus.publish(kind(event.get("item_id", ""), text))
+
+    def _on_user_transcript_delta(self, event: ServerEvent) -> None:
+        self.bus.publish(InputTranscriptChunk(event.get("item_id", ""), event.get("delta", "")))
 
     def _on_user_transcript(self, event: ServerEvent) -> None:
         text = str(event.get("transcript", "")).strip()
         if text:
             conversation.info("user: %s", text)
-            self.bus.publish(Transcript("user", text, event.get("item_id", "")))
+            self.bus.publish(InputTranscript(event.get("item_id", ""), text))
+
+    def _on_speech_started(self, event: ServerEvent) -> None:
+        self._set_state("listening")
+
+    def _on_speech_stopped(self, event: ServerEvent) -> None:
+        self._set_state("thinking")
 
     def _on_transcription_failed(self, event: ServerEvent) -> None:
         err = event.get("error") or {}
@@ -331,7 +397,11 @@ class SessionActor(RtdActor):
             err = details.get("error") or {}
             logger.warning("response failed: %s", err.get("message") or details or "no details")
         self.bus.publish(ResponseDone(rid, status))
-        if self._answered and not self._awaiting:
+        if status == "failed":
+            self._set_state("error", "response failed")
+        elif self._state != "listening":
+            self._set_state("idle")
+        if self._response_owed and not self._awaiting:
             self._request_response()
 
     def _tool_result(self, result: ToolResult) -> None:
@@ -340,14 +410,20 @@ class SessionActor(RtdActor):
             return
         self._awaiting.discard(result.call_id)
         self._send(events.function_call_output(result.call_id, result.output))
-        self._answered = True
-        if not self._awaiting and not self._response_active:
+        if not self._awaiting:
             self._request_response()
+        else:
+            self._response_owed = True
 
     def _request_response(self) -> None:
-        """Ask the model to speak about the tool outputs; only valid with no active response."""
-        if self._send(events.response_create()):
-            self._answered = False
+        """Ask the model to respond, now if no response is active, else after response.done.
+
+        Sending response.create during a response gets conversation_already_has_active_response.
+        """
+        if self._response_active or self._awaiting:
+            self._response_owed = True
+        elif self._send(events.response_create()):
+            self._response_owed = False
             self._response_active = True
 
 
@@ -357,7 +433,12 @@ _HANDLERS: dict[str, Callable[[SessionActor, ServerEvent], None]] = {
     "response.created": SessionActor._on_response_created,
     "response.output_audio.delta": SessionActor._on_audio_delta,
     "response.output_audio.done": SessionActor._on_audio_done,
+    "response.output_audio_transcript.delta": SessionActor._on_audio_transcript_delta,
     "response.output_audio_transcript.done": SessionActor._on_assistant_text,
+    "response.output_text.delta": SessionActor._on_text_delta,
+    "conversation.item.input_audio_transcription.delta": SessionActor._on_user_transcript_delta,
+    "input_audio_buffer.speech_started": SessionActor._on_speech_started,
+    "input_audio_buffer.speech_stopped": SessionActor._on_speech_stopped,
     "response.output_text.done": SessionActor._on_assistant_text,
     "conversation.item.input_audio_transcription.completed": SessionActor._on_user_transcript,
     "conversation.item.input_audio_transcription.failed": SessionActor._on_transcription_failed,

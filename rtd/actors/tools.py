@@ -1,12 +1,25 @@
-"""The tools actor: runs the functions the model calls, off the audio and WebSocket paths."""
+"""The tools actor: runs the functions the model calls, off the audio and WebSocket paths.
+
+Each call runs on a small worker pool with a deadline; a call that overruns is answered with
+an error so the model can tell the user, instead of the conversation waiting forever. Python
+cannot kill a thread, so an overrunning tool keeps its worker until it returns.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
+import pykka
+
+from rtd.components import ToolCallEvent
+from rtd.config import DEFAULT_TOOL_TIMEOUT
 from rtd.messages import ToolCall, ToolResult
 from rtd.supervisor import Bus, RtdActor
 from rtd.tools import Tool
@@ -14,28 +27,91 @@ from rtd.tools import Tool
 logger = logging.getLogger(__name__)
 conversation = logging.getLogger("rtd.conversation")
 
+WORKERS = 4
+"""Tool calls running at once."""
+MAX_PENDING = 16
+"""Calls in flight beyond which new ones are refused with an error output."""
+
+
+@dataclass(frozen=True)
+class _Finished:
+    call: ToolCall
+    future: Future[str]
+
+
+@dataclass(frozen=True)
+class _Overran:
+    call: ToolCall
+    seconds: float
+
 
 class ToolsActor(RtdActor):
     name = "tools"
     receives = (ToolCall,)
 
     def __init__(self, bus: Bus, on_crash: Callable[[str, BaseException], None],
-                 tools: Mapping[str, tuple[Tool, Any]]) -> None:
+                 tools: Mapping[str, tuple[Tool, Any, float | None]]) -> None:
         super().__init__(bus, on_crash)
-        #: name -> (tool, its validated settings)
+        #: name -> (tool, its validated settings, configured timeout or None)
         self.tools = dict(tools)
+        self._pool: ThreadPoolExecutor | None = None
+        self._deadlines: dict[str, threading.Timer] = {}
+
+    def setup(self) -> None:
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="rtd-tool")
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, ToolCall):
-            self._call(message)
+            self._start(message)
+        elif isinstance(message, _Finished):
+            timer = self._deadlines.pop(message.call.call_id, None)
+            if timer is not None:
+                timer.cancel()
+                try:
+                    output = message.future.result()
+                except BaseException as exc:  # cancelled at shutdown, or a bug in Tool.run
+                    output = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+                self._answer(message.call, output)
+        elif isinstance(message, _Overran) and \
+                self._deadlines.pop(message.call.call_id, None) is not None:
+            logger.warning("tool %s did not finish within %.1f s; the model was told",
+                           message.call.name, message.seconds)
+            self._answer(message.call, json.dumps(
+                {"error": f"the tool did not finish within {message.seconds:g} seconds"}))
 
-    def _call(self, call: ToolCall) -> None:
+    def _start(self, call: ToolCall) -> None:
         entry = self.tools.get(call.name)
         if entry is None:
-            output = json.dumps({"error": f"no tool named {call.name} is enabled on this device"})
             logger.warning("model called unknown tool %r", call.name)
-        else:
-            tool, settings = entry
-            output = tool.run(settings, call.arguments)
+            self._answer(call, json.dumps(
+                {"error": f"no tool named {call.name} is enabled on this device"}))
+            return
+        if len(self._deadlines) >= MAX_PENDING:
+            self._answer(call, json.dumps({"error": "too many tool calls in progress"}))
+            return
+        tool, settings, configured = entry
+        seconds = configured or tool.timeout or DEFAULT_TOOL_TIMEOUT
+        assert self._pool is not None
+        future = self._pool.submit(tool.run, settings, call.arguments)
+        timer = threading.Timer(seconds, self._tell, args=(_Overran(call, seconds),))
+        timer.daemon = True
+        self._deadlines[call.call_id] = timer
+        timer.start()
+        future.add_done_callback(lambda f: self._tell(_Finished(call, f)))
+
+    def _tell(self, message: object) -> None:
+        with contextlib.suppress(pykka.ActorDeadError):  # finished after shutdown
+            self.actor_ref.tell(message)
+
+    def _answer(self, call: ToolCall, output: str) -> None:
         conversation.info("tool: %s(%s) -> %s", call.name, call.arguments or "{}", output)
         self.bus.publish(ToolResult(call.call_id, call.name, output))
+        self.bus.publish(ToolCallEvent(call.call_id, call.name, call.arguments, output))
+
+    def release(self) -> None:
+        for timer in self._deadlines.values():
+            timer.cancel()
+        self._deadlines.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None

@@ -14,7 +14,20 @@ import pykka
 import pytest
 
 from rtd.actors.session import SessionActor, _Connected, _Event
-from rtd.messages import Fatal, OutputAudio, ServerError, ToolCall, ToolResult, Transcript
+from rtd.components import (
+    AudioChunk,
+    AudioEvent,
+    AudioTranscript,
+    AudioTranscriptChunk,
+    Commit,
+    ErrorEvent,
+    InputTranscript,
+    Interrupt,
+    RequestResponse,
+    StateEvent,
+    UserText,
+)
+from rtd.messages import Fatal, OutputAudio, ToolCall, ToolResult
 from rtd.protocol.connection import RealtimeConnection
 from rtd.protocol.events import ServerEvent
 from rtd.protocol.providers import Endpoint
@@ -148,9 +161,10 @@ def test_audio_transcripts_and_errors(h, caplog):
            {"type": "error", "error": {"type": "invalid_request_error", "code": "bad_thing",
                                        "message": "That was bad.", "event_id": "evt_7"}})
     assert h.of(OutputAudio) == [OutputAudio("it1", pcm)]
-    assert h.of(Transcript) == [Transcript("assistant", "Hello there.", "it1"),
-                                Transcript("user", "Hi", "u1")]
-    assert h.of(ServerError) == [ServerError("bad_thing", "That was bad.", "evt_7")]
+    assert h.of(AudioChunk) == [AudioChunk("it1", pcm)]
+    assert h.of(AudioTranscript) == [AudioTranscript("it1", "Hello there.")]
+    assert h.of(InputTranscript) == [InputTranscript("u1", "Hi")]
+    assert h.of(ErrorEvent) == [ErrorEvent("server", "bad_thing", "That was bad.")]
     assert "server error bad_thing: That was bad. (caused by event evt_7)" in caplog.text
     assert h.of(Fatal) == []
 
@@ -183,3 +197,45 @@ def test_audio_before_connection_is_kept_and_sent_once_connected():
         pykka.ActorRegistry.stop_all()
 
 
+
+
+def test_whole_item_audio_and_chunks_for_receivers(h):
+    parts = [b"\x01\x00" * 10, b"\x02\x00" * 10]
+    h.feed(*[{"type": "response.output_audio.delta", "item_id": "it",
+              "delta": base64.b64encode(p).decode()} for p in parts],
+           {"type": "response.output_audio_transcript.delta", "item_id": "it", "delta": "Hel"},
+           {"type": "response.output_audio.done", "item_id": "it"})
+    assert h.of(AudioChunk) == [AudioChunk("it", p) for p in parts]
+    assert h.of(AudioEvent) == [AudioEvent("it", b"".join(parts))]
+    assert h.of(AudioTranscriptChunk) == [AudioTranscriptChunk("it", "Hel")]
+
+
+def test_states_follow_the_conversation(h):
+    h.feed({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u"},
+           {"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 900, "item_id": "u"},
+           {"type": "response.created", "response": {"id": "r"}},
+           {"type": "response.output_audio.delta", "item_id": "a", "delta": "AAAA"},
+           {"type": "response.done", "response": {"id": "r", "status": "completed"}},
+           {"type": "error", "error": {"code": "x", "message": "y"}})
+    assert [e.state for e in h.of(StateEvent)] == [
+        "listening", "thinking", "speaking", "idle", "error"]
+
+
+def test_sender_messages(h):
+    h.tell(UserText("turn on the radio"))
+    assert h.conn.sent[1]["item"]["content"] == [{"type": "input_text",
+                                                  "text": "turn on the radio"}]
+    assert h.sent_types()[1:] == ["conversation.item.create", "response.create"]
+    # a response is now active: the next request waits for response.done
+    h.tell(UserText("and louder", respond=True))
+    assert h.sent_types()[-1] == "conversation.item.create"
+    h.tell(Interrupt())
+    assert h.sent_types()[-1] == "response.cancel"
+    h.feed({"type": "response.done", "response": {"id": "r1", "status": "cancelled"}})
+    assert h.sent_types()[-1] == "response.create"
+    h.feed({"type": "response.done", "response": {"id": "r2", "status": "completed"}})
+    h.tell(Commit())
+    h.tell(RequestResponse())
+    assert h.sent_types()[-2:] == ["input_audio_buffer.commit", "response.create"]
+    h.tell(UserText("just noting", respond=False))
+    assert h.sent_types()[-1] == "conversation.item.create"

@@ -45,8 +45,8 @@ def test_conversation_with_a_tool_call(run_rtd, demo_emulator, tmp_path):
     appended = sum(e.get("audio_bytes", 0) for e in received
                    if e["type"] == "input_audio_buffer.append")
     question, _fmt = read_pcm24(DEMO_QUESTION_WAV)
-    heard = emu.input_audio
-    assert appended == len(heard) > 24000  # the server got the microphone, as it was streamed
+    heard = emu.input_audio  # read after `received`: the microphone streams on meanwhile
+    assert len(heard) >= appended > 24000
     assert heard[: len(question)] == question[: len(heard)]
     outputs = [i for i, e in enumerate(received) if e["type"] == "conversation.item.create"
                and e["item"]["type"] == "function_call_output"]
@@ -206,3 +206,15 @@ def test_demo_runs_offline_and_writes_the_speaker(run_rtd, tmp_path):
     spoken = synthesize(f"It is {result['time']} on {result['date']}.", "tones")
     assert pcm.find(spoken) >= 0  # the whole answer reached the speaker
     assert f"wrote {out}" in d.output
+
+
+def test_key_refused_after_the_upgrade_exits_77(run_rtd, tmp_path):
+    """The live service accepts the upgrade, sends invalid_api_key, then closes with 3000."""
+    with Emulator(api_key="the-right-key", auth_failure="close", voice_engine="tones") as emu:
+        conf = write_config(tmp_path / "rtd.toml", emu.url, input_wav=DEMO_QUESTION_WAV,
+                            output_wav=tmp_path / "o.wav")
+        d = run_rtd("run", "--config", str(conf))
+        assert d.wait(timeout=20) == 77
+        assert emu.connections == 1  # refused credentials are not retried
+    assert "invalid_api_key" in d.output
+    assert KEY not in d.output and "Traceback" not in d.output

@@ -1,0 +1,24 @@
+"""rtd's own components, registered through the same hooks as any installed plugin."""
+
+from __future__ import annotations
+
+from rtd.builtin.receivers import ConsoleReceiver, TranscriptLogReceiver
+from rtd.builtin.senders import SocketSender, StdinSender
+from rtd.hookspecs import hookimpl
+
+
+@hookimpl
+def register_tools() -> list:
+    from rtd.builtin.clock import clock
+
+    return [clock]
+
+
+@hookimpl
+def register_senders() -> list:
+    return [SocketSender, StdinSender]
+
+
+@hookimpl
+def register_receivers() -> list:
+    return [ConsoleReceiver, TranscriptLogReceiver]

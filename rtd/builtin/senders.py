@@ -1,0 +1,174 @@
+"""Built-in senders: a Unix socket for `rtd say` and scripts, and the terminal's stdin."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import socket
+import stat
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from rtd.components import Sender, SenderContext
+from rtd.config import setting
+
+MAX_LINE = 4096
+"""Bytes: a longer line is refused, so one client cannot make rtd hold unbounded text."""
+CLIENT_TIMEOUT = 10.0
+"""Seconds a socket client may stay silent before it is dropped."""
+
+
+class _Wakeable:
+    """A socketpair that interrupts a selector wait from another thread, without polling."""
+
+    def __init__(self) -> None:
+        self._r, self._w = socket.socketpair()
+        self._r.setblocking(False)
+
+    def fileno(self) -> int:
+        return self._r.fileno()
+
+    def wake(self) -> None:
+        with contextlib.suppress(OSError):
+            self._w.send(b"x")
+
+    def close(self) -> None:
+        self._r.close()
+        self._w.close()
+
+
+@dataclass(frozen=True)
+class SocketSettings:
+    """Settings of the socket sender."""
+
+    path: str = setting("/run/rtd/rtd.sock", "Unix socket accepting one text message per line")
+    mode: str = setting("0660", "permissions of the socket file, in octal")
+    respond: bool = setting(True, "ask the model to answer each message")
+
+
+class SocketSender(Sender):
+    """Text lines from local programs: `rtd say "turn on the radio"`, cron jobs, scripts.
+
+    Each line becomes a user message; the client gets "ok" per line (or "error: ..."), so
+    `rtd say` can tell the user whether it was heard.
+    """
+
+    name = "socket"
+    Settings = SocketSettings
+
+    def __init__(self, settings: SocketSettings | None = None) -> None:
+        super().__init__(settings or SocketSettings())
+        self._wake = _Wakeable()
+
+    def run(self, ctx: SenderContext) -> None:
+        path = Path(self.settings.path)
+        try:
+            mode = int(self.settings.mode, 8)
+        except ValueError:
+            raise ValueError(f"senders.socket.mode: {self.settings.mode!r} is not an octal "
+                             "mode such as '0660'") from None
+        server = self._listen(path, mode)
+        ctx.log.info("listening on %s", path)
+        sel = selectors.DefaultSelector()
+        sel.register(server, selectors.EVENT_READ)
+        sel.register(self._wake, selectors.EVENT_READ)
+        try:
+            while not ctx.stopping.is_set():
+                for key, _ in sel.select():
+                    if key.fileobj is server and not ctx.stopping.is_set():
+                        client, _addr = server.accept()
+                        with client:
+                            self._serve(client, ctx)
+        finally:
+            sel.close()
+            server.close()
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    @staticmethod
+    def _listen(path: Path, mode: int) -> socket.socket:
+        try:
+            if path.exists() or path.is_symlink():
+                if not stat.S_ISSOCK(path.lstat().st_mode):
+                    raise OSError(f"{path} exists and is not a socket; remove it or choose "
+                                  "another senders.socket.path")
+                path.unlink()  # left over from a previous run
+            path.parent.mkdir(parents=True, exist_ok=True)
+            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            server.bind(str(path))
+            os.chmod(path, mode)
+            server.listen(8)
+        except OSError as exc:
+            raise OSError(f"senders.socket.path: cannot listen on {path}: "
+                          f"{exc.strerror or exc}") from None
+        return server
+
+    def _serve(self, client: socket.socket, ctx: SenderContext) -> None:
+        client.settimeout(CLIENT_TIMEOUT)
+        reader = client.makefile("rb")
+        try:
+            while not ctx.stopping.is_set():
+                try:
+                    raw = reader.readline(MAX_LINE + 1)
+                except (TimeoutError, OSError):
+                    return
+                if not raw:
+                    return
+                if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                    client.sendall(b"error: line longer than 4096 bytes\n")
+                    return
+                text = raw.decode("utf-8", "replace").strip()
+                if text:
+                    ok = ctx.send_text(text, respond=self.settings.respond)
+                    client.sendall(b"ok\n" if ok else b"error: rtd is stopping\n")
+        finally:
+            reader.close()
+
+    def stop(self) -> None:
+        self._wake.wake()
+
+
+@dataclass(frozen=True)
+class StdinSettings:
+    """Settings of the stdin sender."""
+
+    respond: bool = setting(True, "ask the model to answer each line")
+
+
+class StdinSender(Sender):
+    """Lines typed in the terminal become user messages: a keyboard for `rtd run` at a desk."""
+
+    name = "stdin"
+    Settings = StdinSettings
+
+    def __init__(self, settings: StdinSettings | None = None, stream: IO[str] | None = None
+                 ) -> None:
+        super().__init__(settings or StdinSettings())
+        self.stream = stream if stream is not None else sys.stdin
+        self._wake = _Wakeable()
+
+    def run(self, ctx: SenderContext) -> None:
+        if self.stream is None or self.stream.closed:
+            ctx.log.info("no standard input; the stdin sender has nothing to read")
+            return
+        sel = selectors.DefaultSelector()
+        sel.register(self.stream, selectors.EVENT_READ)
+        sel.register(self._wake, selectors.EVENT_READ)
+        try:
+            while not ctx.stopping.is_set():
+                for key, _ in sel.select():
+                    if key.fileobj is not self.stream or ctx.stopping.is_set():
+                        continue
+                    line = self.stream.readline()
+                    if not line:  # end of input: nothing more will come
+                        return
+                    if line.strip():
+                        ctx.send_text(line.strip(), respond=self.settings.respond)
+        finally:
+            sel.close()
+
+    def stop(self) -> None:
+        self._wake.wake()

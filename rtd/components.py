@@ -1,0 +1,283 @@
+"""Senders and receivers: what plugins subclass, and the events receivers get.
+
+A **receiver** names the event kinds it wants (``events``) and gets each one in
+``receive(event)``, in an actor of its own: a slow or failing receiver never stalls audio.
+A **sender** produces input in ``run(ctx)``, on a thread of its own, through the
+`SenderContext` it is given, until ``ctx.stopping`` is set.
+
+Both declare their settings as a frozen dataclass (``Settings``) whose fields use
+`rtd.setting`; rtd validates the component's ``[senders.NAME]`` / ``[receivers.NAME]`` table
+against it and hands the instance to ``__init__``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+logger = logging.getLogger(__name__)
+
+
+# -- events receivers subscribe to ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioEvent:
+    """The assistant's whole spoken answer for one item, once the server sent all of it."""
+
+    kind: ClassVar[str] = "audio"
+    item_id: str
+    pcm: bytes
+    """24 kHz mono int16 little-endian."""
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A piece of the assistant's speech as it streams in."""
+
+    kind: ClassVar[str] = "audio_chunk"
+    lossy: ClassVar[bool] = True
+    item_id: str
+    pcm: bytes
+    """24 kHz mono int16 little-endian."""
+
+
+@dataclass(frozen=True)
+class TextEvent:
+    """The assistant's whole text answer for one item (session.output = "text")."""
+
+    kind: ClassVar[str] = "text"
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    """A piece of the assistant's text answer as it streams in."""
+
+    kind: ClassVar[str] = "text_chunk"
+    lossy: ClassVar[bool] = True
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class AudioTranscript:
+    """The words of the assistant's whole spoken answer for one item."""
+
+    kind: ClassVar[str] = "audio_transcript"
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class AudioTranscriptChunk:
+    """A piece of the transcript of the assistant's speech as it streams in."""
+
+    kind: ClassVar[str] = "audio_transcript_chunk"
+    lossy: ClassVar[bool] = True
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class InputTranscript:
+    """What the user said in one turn, as transcribed by the server."""
+
+    kind: ClassVar[str] = "input_transcript"
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class InputTranscriptChunk:
+    """A piece of the transcript of the user's speech as it streams in."""
+
+    kind: ClassVar[str] = "input_transcript_chunk"
+    lossy: ClassVar[bool] = True
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallEvent:
+    """A tool ran at the model's request (published after it returned)."""
+
+    kind: ClassVar[str] = "tool_call"
+    call_id: str
+    name: str
+    arguments: str
+    """The arguments as the JSON text the model produced."""
+    output: str
+    """What was sent back to the model."""
+
+
+State = Literal["idle", "listening", "thinking", "speaking", "error"]
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    """The conversation changed state: idle, listening, thinking, speaking, or error."""
+
+    kind: ClassVar[str] = "state"
+    state: State
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """Something went wrong that the user may want to know about; the daemon goes on."""
+
+    kind: ClassVar[str] = "error"
+    source: str
+    """Where: "server", "connection", "tool", or a component's name."""
+    code: str
+    message: str
+
+
+EVENT_TYPES: dict[str, type] = {t.kind: t for t in (
+    AudioEvent, AudioChunk, TextEvent, TextChunk, AudioTranscript, AudioTranscriptChunk,
+    InputTranscript, InputTranscriptChunk, ToolCallEvent, StateEvent, ErrorEvent)}
+"""Every event kind a receiver may name in ``events``, with its type."""
+
+
+# -- receivers --------------------------------------------------------------------------------
+
+
+class Receiver:
+    """Base of output components. Subclass, set ``name`` and ``events``, implement receive().
+
+    ``receive`` may be ``async def``. An exception it raises is logged as one line and the
+    receiver keeps getting events.
+    """
+
+    name: ClassVar[str] = ""
+    """Unique component name: the NAME in ``[receivers.NAME]``."""
+    events: ClassVar[tuple[str, ...]] = ()
+    """Event kinds to receive, from `EVENT_TYPES`."""
+    Settings: ClassVar[type | None] = None
+    """Frozen dataclass of the component's settings (fields made with `rtd.setting`)."""
+
+    def __init__(self, settings: Any = None) -> None:
+        self.settings = settings
+
+    def start(self) -> None:
+        """Acquire resources (open files, sockets) before the first event."""
+
+    def receive(self, event: Any) -> None | Awaitable[None]:
+        """Handle one event of a kind listed in ``events``."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Flush and release; called once at shutdown, and before a restart after a crash."""
+
+
+# -- senders ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserText:
+    """A typed user message for the conversation."""
+
+    text: str
+    respond: bool = True
+    """Ask the model to answer right away."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """End the user's turn: commit the input audio buffer (manual turn taking)."""
+
+
+@dataclass(frozen=True)
+class RequestResponse:
+    """Ask the model to respond now."""
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """Stop the assistant: cancel the response and silence the speaker."""
+
+
+@dataclass(frozen=True)
+class Mute:
+    """Stop (or resume) sending the microphone to the server."""
+
+    muted: bool
+
+
+class SenderContext:
+    """What a sender may do. Thread-safe; every method returns False once stopping."""
+
+    def __init__(self, name: str, publish: Callable[[object], None]) -> None:
+        self.name = name
+        self._publish = publish
+        self.stopping = threading.Event()
+        """Set when rtd is stopping this sender: return from run() soon after."""
+        self.log = logging.getLogger(f"rtd.sender.{name}")
+        self._warned_after_stop = False
+
+    def _send(self, message: object) -> bool:
+        if self.stopping.is_set():
+            if not self._warned_after_stop:
+                self._warned_after_stop = True
+                self.log.warning("sender %s sent %s after it was stopped; ignored (check "
+                                 "ctx.stopping in its loop)", self.name, type(message).__name__)
+            return False
+        self._publish(message)
+        return True
+
+    def send_text(self, text: str, *, respond: bool = True) -> bool:
+        """Add a user message; with ``respond`` the model answers it."""
+        return self._send(UserText(str(text), respond))
+
+    def send_audio(self, pcm: bytes) -> bool:
+        """Append 24 kHz mono int16 audio to the user's turn."""
+        from rtd.messages import InputAudio
+
+        return self._send(InputAudio(bytes(pcm)))
+
+    def commit(self) -> bool:
+        """End the user's spoken turn (when turn detection is "none")."""
+        return self._send(Commit())
+
+    def respond(self) -> bool:
+        """Ask the model for a response now."""
+        return self._send(RequestResponse())
+
+    def interrupt(self) -> bool:
+        """Cancel the assistant's answer and silence the speaker."""
+        return self._send(Interrupt())
+
+    def mute(self, muted: bool = True) -> bool:
+        """Stop (True) or resume (False) streaming the microphone."""
+        return self._send(Mute(bool(muted)))
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Sleep until stopping or ``timeout`` seconds; True when stopping."""
+        return self.stopping.wait(timeout)
+
+
+class Sender:
+    """Base of input components. Subclass, set ``name``, implement run(ctx).
+
+    ``run`` may be ``async def``. It runs on its own thread until it returns or ``ctx.stopping``
+    is set; a sender that raises is restarted with backoff.
+    """
+
+    name: ClassVar[str] = ""
+    """Unique component name: the NAME in ``[senders.NAME]``."""
+    Settings: ClassVar[type | None] = None
+    """Frozen dataclass of the component's settings (fields made with `rtd.setting`)."""
+
+    def __init__(self, settings: Any = None) -> None:
+        self.settings = settings
+
+    def run(self, ctx: SenderContext) -> None | Awaitable[None]:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Unblock run() if it waits on something other than ctx.stopping (a socket, a pipe)."""
