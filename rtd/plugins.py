@@ -86,8 +86,9 @@ def _entry_points() -> list[importlib.metadata.EntryPoint]:
 
 
 def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
+    """The distribution declaring the entry point, or its module when there is none."""
     dist = getattr(ep, "dist", None)
-    return dist.metadata["Name"] if dist is not None else "?"
+    return dist.metadata["Name"] if dist is not None else ep.value.split(":")[0]
 
 
 def load(extra: Iterable[tuple[str, object]] = (),
@@ -160,11 +161,11 @@ def _collect(kind: str, caller: Callable[[], list[Any]], info: PluginInfo,
             name = component.name
             taken = registry.provider.get((kind, name))
             if taken is not None:
-                _refuse(info, f"{kind[:-1]} name {name!r} is already provided by {taken}; "
-                        "this one is ignored")
+                _refuse(info, f"register_{kind}(): {kind[:-1]} name {name!r} is already "
+                        f"provided by {taken}; this one is ignored")
                 continue
             registry.of(kind)[name] = component
-            registry.provider[(kind, name)] = info.package if info.package != "?" else info.name
+            registry.provider[(kind, name)] = info.package
             info.provides[kind].append(name)
 
 

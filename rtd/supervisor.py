@@ -219,11 +219,32 @@ class Supervisor:
         # ask() is for start-up only: it confirms setup() ran before the next actor begins
         try:
             ref.ask(Ping(), timeout=10)
+        except pykka.ActorDeadError:
+            # it crashed before answering: its reason is already in the control queue
+            raise StartupError(self._take_crash(child.name) or "stopped during start-up") \
+                from None
         except Exception:
             ref.stop(block=True, timeout=2)
             raise
         child.ref = ref
         self.bus.attach(child.name, ref)
+
+    def _take_crash(self, name: str) -> str | None:
+        """Remove a child's crash report from the control queue and return its text."""
+        kept: list[object] = []
+        reason = None
+        while True:
+            try:
+                item = self._control.get_nowait()
+            except queue.Empty:
+                break
+            if reason is None and isinstance(item, _Crashed) and item.name == name:
+                reason = f"{type(item.error).__name__}: {item.error}"
+            else:
+                kept.append(item)
+        for item in kept:
+            self._put(item)
+        return reason
 
     def run(self) -> int:
         """Block until something ends the daemon; return the exit code.
@@ -249,7 +270,8 @@ class Supervisor:
             return None
         now = time.monotonic()
         if not child.critical:
-            self._schedule_component_restart(child, crash, now)
+            if child.ref is not None:  # else a restart is already scheduled
+                self._schedule_component_restart(child, crash, now)
             return None
         while self._restarts and now - self._restarts[0] > self.period:
             self._restarts.popleft()

@@ -107,25 +107,33 @@ class SocketSender(Sender):
         return server
 
     def _serve(self, client: socket.socket, ctx: SenderContext) -> None:
-        client.settimeout(CLIENT_TIMEOUT)
-        reader = client.makefile("rb")
+        """Read lines from one client until it closes, idles too long, or rtd stops."""
+        sel = selectors.DefaultSelector()
+        sel.register(client, selectors.EVENT_READ)
+        sel.register(self._wake, selectors.EVENT_READ)
+        pending = b""
         try:
             while not ctx.stopping.is_set():
-                try:
-                    raw = reader.readline(MAX_LINE + 1)
-                except (TimeoutError, OSError):
+                ready = sel.select(timeout=CLIENT_TIMEOUT)
+                if not ready or any(key.fileobj is self._wake for key, _ in ready):
+                    return  # idle client, or stopping
+                chunk = client.recv(MAX_LINE)
+                if not chunk:
                     return
-                if not raw:
-                    return
-                if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+                pending += chunk
+                while b"\n" in pending:
+                    raw, pending = pending.split(b"\n", 1)
+                    text = raw.decode("utf-8", "replace").strip()
+                    if text:
+                        ok = ctx.send_text(text, respond=self.settings.respond)
+                        client.sendall(b"ok\n" if ok else b"error: rtd is stopping\n")
+                if len(pending) > MAX_LINE:
                     client.sendall(b"error: line longer than 4096 bytes\n")
                     return
-                text = raw.decode("utf-8", "replace").strip()
-                if text:
-                    ok = ctx.send_text(text, respond=self.settings.respond)
-                    client.sendall(b"ok\n" if ok else b"error: rtd is stopping\n")
+        except OSError:
+            return
         finally:
-            reader.close()
+            sel.close()
 
     def stop(self) -> None:
         self._wake.wake()
