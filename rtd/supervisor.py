@@ -220,8 +220,8 @@ class Supervisor:
         try:
             ref.ask(Ping(), timeout=10)
         except pykka.ActorDeadError:
-            # it crashed before answering: its reason is already in the control queue
-            raise StartupError(self._take_crash(child.name) or "stopped during start-up") \
+            # it crashed before answering: its error is already in the control queue
+            raise self._take_crash(child.name) or StartupError("stopped during start-up") \
                 from None
         except Exception:
             ref.stop(block=True, timeout=2)
@@ -229,17 +229,17 @@ class Supervisor:
         child.ref = ref
         self.bus.attach(child.name, ref)
 
-    def _take_crash(self, name: str) -> str | None:
-        """Remove a child's crash report from the control queue and return its text."""
+    def _take_crash(self, name: str) -> BaseException | None:
+        """Remove a child's crash report from the control queue and return its error."""
         kept: list[object] = []
-        reason = None
+        reason: BaseException | None = None
         while True:
             try:
                 item = self._control.get_nowait()
             except queue.Empty:
                 break
             if reason is None and isinstance(item, _Crashed) and item.name == name:
-                reason = f"{type(item.error).__name__}: {item.error}"
+                reason = item.error
             else:
                 kept.append(item)
         for item in kept:

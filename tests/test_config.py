@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 from pathlib import Path
 
 import pytest
 
 from rtd import config as cfg
+from rtd import plugins
 from rtd.config import tomllib
 from rtd.exceptions import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "sk-test-secret-value-1234"
+# rtd's own components only, whatever else is installed in this environment
+BUILTIN = plugins.load(entry_points=[
+    importlib.metadata.EntryPoint("builtin", "rtd.builtin.plugin", "rtd")])
 
 
 def parse(text: str, env: dict[str, str] | None = None, **kw) -> cfg.Config:
     return cfg.parse(tomllib.loads(text), Path("test.toml"),
-                     env={"OPENAI_API_KEY": KEY} if env is None else env, **kw)
+                     env={"OPENAI_API_KEY": KEY} if env is None else env, registry=BUILTIN,
+                     **kw)
 
 
 def problems(text: str, env: dict[str, str] | None = None) -> list[str]:
@@ -134,12 +140,13 @@ def test_component_tables_disable_only_the_component():
     assert list(conf.enabled("receivers")) == ["console"]
     text = "\n".join(conf.component_problems)
     assert ("tools.clok: no installed plugin provides a tool named 'clok' (did you mean "
-            "'clock'?); tools available: clock (rtd)") in text
+            "'clock'?); tools available: clock (rtd.builtin.plugin)") in text
     assert "tools.clock.timezon: unknown key (did you mean 'timezone'?)" in text
     assert "tools.clock.enabled: expected true or false, got a string 'yes' " \
            "(tools.clock is disabled)" in text
     assert "senders.sockett: no installed plugin provides a sender named 'sockett' (did you " \
-           "mean 'socket'?); senders available: socket (rtd), stdin (rtd)" in text
+           "mean 'socket'?); senders available: socket (rtd.builtin.plugin), stdin " \
+           "(rtd.builtin.plugin)" in text
 
 
 def test_find_config_order(tmp_path, monkeypatch):
