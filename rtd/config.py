@@ -43,8 +43,8 @@ def setting(default: Any, help: str, *, choices: tuple[Any, ...] | None = None,
     ``secret`` values are masked in `rtd config` and error messages.
     """
     meta = {"help": help, "choices": choices, "min": min, "max": max, "secret": secret}
-    if isinstance(default, dict):
-        return field(default_factory=lambda: dict(default), metadata=meta)
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -185,9 +185,38 @@ SECTIONS: dict[str, tuple[str, type]] = {
 }
 
 
-def _type_name(t: Any) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-            dict: "a table"}.get(typing.get_origin(t) or t, str(t))
+_NAMES = {str: ("a string", "strings"), int: ("an integer", "integers"),
+          float: ("a number", "numbers"), bool: ("true or false", "booleans")}
+
+
+def _type_name(t: Any, plural: bool = False) -> str:
+    """How a type reads in a message: "an integer", "a table of arrays of strings"."""
+    origin = typing.get_origin(t) or t
+    args = typing.get_args(t)
+    if origin is list:
+        return ("arrays" if plural else "an array") + (
+            f" of {_type_name(args[0], True)}" if args else "")
+    if origin is dict:
+        return ("tables" if plural else "a table") + (
+            f" of {_type_name(args[1], True)}" if len(args) == 2 else "")
+    return _NAMES.get(origin, (str(t), str(t)))[plural]
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether a TOML value has the shape of a (possibly nested) type hint."""
+    origin = typing.get_origin(hint) or hint
+    args = typing.get_args(hint)
+    if origin is list:
+        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value) \
+            if args else isinstance(value, list)
+    if origin is dict:
+        return isinstance(value, dict) and (len(args) != 2 or all(
+            isinstance(k, str) and _conforms(v, args[1]) for k, v in value.items()))
+    if origin is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if origin is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin)
 
 
 def _toml_type(value: Any) -> str:
@@ -218,14 +247,11 @@ def _check_value(where: str, f: dataclasses.Field, value: Any, hint: Any) -> tup
         hint = args[0]
     want = typing.get_origin(hint) or hint
     got = _toml_type(value)
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    elif want is dict:
-        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            return None, f"{where}: expected a table of strings, got {got}"
-    elif not isinstance(value, want) or (want is int and isinstance(value, bool)):
-        shown = "" if f.metadata.get("secret") else f" {value!r}"
+    if not _conforms(value, hint):
+        shown = "" if f.metadata.get("secret") or want in (list, dict) else f" {value!r}"
         return None, f"{where}: expected {_type_name(hint)}, got {got}{shown}"
+    if want is float:
+        value = float(value)
     choices = f.metadata.get("choices")
     if choices and value not in choices:
         return None, (f"{where}: expected one of {', '.join(map(str, choices))}, got {value!r}"
@@ -262,7 +288,11 @@ def validate_table(section: str, schema: type, raw: Any, problems: list[str],
             problems.append(problem)
         else:
             values[key] = checked
-    return schema(**values)
+    try:
+        return schema(**values)
+    except (TypeError, ValueError) as exc:  # a schema's own cross-field check (__post_init__)
+        problems.append(f"{section}: {exc}")
+        return None
 
 
 def find_config(explicit: str | os.PathLike[str] | None) -> tuple[Path | None, str]:
@@ -525,6 +555,8 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, dict):
         return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     import json
 
     return json.dumps(str(value), ensure_ascii=False)

@@ -171,3 +171,30 @@ def test_unreadable_files_give_one_line(tmp_path):
         cfg.read_toml(tmp_path / "missing.toml")
     with pytest.raises(ConfigError, match="is a directory"):
         cfg.read_toml(tmp_path)
+
+
+def test_arrays_and_tables_in_component_settings():
+    @dataclasses.dataclass(frozen=True)
+    class Shellish:
+        commands: dict[str, list[str]] = cfg.setting({}, "argv per command name")
+        allow: list[str] = cfg.setting([], "names that take arguments")
+
+        def __post_init__(self):
+            unknown = set(self.allow) - set(self.commands)
+            if unknown:
+                raise ValueError(f"allow names unknown commands: {', '.join(sorted(unknown))}")
+
+    problems: list[str] = []
+    ok = cfg.validate_table("tools.sh", Shellish,
+                            {"commands": {"up": ["uptime"]}, "allow": ["up"]}, problems)
+    assert ok == Shellish({"up": ["uptime"]}, ["up"]) and problems == []
+    assert Shellish().commands == {} and Shellish().allow == []  # defaults are not shared
+    cfg.validate_table("tools.sh", Shellish, {"commands": {"up": "uptime"}, "allow": [1]},
+                       problems)
+    assert problems == ["tools.sh.commands: expected a table of arrays of strings, got a table",
+                        "tools.sh.allow: expected an array of strings, got an array"]
+    problems.clear()
+    # a schema's own cross-field check becomes one problem line, not a traceback
+    assert cfg.validate_table("tools.sh", Shellish, {"allow": ["rm"]}, problems) is None
+    assert problems == ["tools.sh: allow names unknown commands: rm"]
+    assert cfg._toml_value({"up": ["uptime", "-p"]}) == '{up = ["uptime", "-p"]}'
