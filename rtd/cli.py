@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
@@ -52,6 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from rtd.daemon import Daemon
     from rtd.supervisor import StartupError
 
+    logs.setup(args.log_level or "info")  # plugin loading (and its tracing) logs already
     config = _load(args)
     logs.setup(args.log_level or config.log.level,
                [config.api_key.value] if config.api_key else [])
@@ -132,6 +134,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from rtd.config import default_registry
+
+    logs.setup("warning" if os.environ.get("RTD_TRACE_PLUGINS", "") in ("", "0") else "info")
 
     registry = default_registry()
     path, _how = cfg.find_config(args.config)
