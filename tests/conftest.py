@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from pulse import PulseError, PulseServer, PulseUnavailable, reinit_portaudio  # noqa: E402
+from rtdproc import KEY, Daemon  # noqa: E402
 
 REQUIRE_ENV = "RTD_REQUIRE_PULSE"
 
@@ -57,3 +59,28 @@ def pulse() -> Iterator[PulseServer]:
     finally:
         server.stop()
         reinit_portaudio()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """A clean environment: no user config found by accident, a known key."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith(("RTD_", "OPENAI_"))}
+    e["OPENAI_API_KEY"] = KEY
+    e["HOME"] = str(tmp_path)
+    return e
+
+
+@pytest.fixture
+def run_rtd(env: dict[str, str], tmp_path: Path) -> Iterator:
+    started: list[Daemon] = []
+
+    def start(*args: str, extra_env: dict[str, str] | None = None) -> Daemon:
+        d = Daemon(list(args), {**env, **(extra_env or {})})
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        if d.proc.poll() is None:
+            d.proc.send_signal(signal.SIGKILL)
+            d.proc.wait()
