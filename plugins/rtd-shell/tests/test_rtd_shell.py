@@ -1,0 +1,53 @@
+"""Tests of the shell tool, run from the plugin's folder: ``python -m pytest -q``.
+
+Each test calls the tool the way rtd does, ``run_command.run(settings, json_arguments)``, so the
+schema check, the function and the JSON encoding of the result are all exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from rtd.plugins import load
+
+import rtd_shell
+from rtd_shell import ShellSettings, run_command
+
+
+def call(settings: ShellSettings, **arguments) -> dict:
+    return json.loads(run_command.run(settings, json.dumps(arguments)))
+
+
+SETTINGS = ShellSettings(commands={"hello": "echo hello", "say": "echo", "fail": "false"},
+                         allow_arguments="say")
+
+
+def test_runs_a_configured_command():
+    assert call(SETTINGS, command="hello") == {"command": "hello", "exit_code": 0,
+                                               "stdout": "hello", "stderr": ""}
+    assert call(SETTINGS, command="fail")["exit_code"] == 1
+
+
+def test_arguments_are_words_never_shell_syntax():
+    words = ["$HOME", ";", "rm -rf /", "`id`", "*"]
+    assert call(SETTINGS, command="say", arguments=words)["stdout"] == " ".join(words)
+
+
+def test_refusals_are_error_outputs():
+    assert call(SETTINGS, command="reboot")["error"] == (
+        "no command named 'reboot'; allowed commands: fail, hello, say")
+    assert "takes no arguments" in call(SETTINGS, command="hello", arguments=["x"])["error"]
+    missing = ShellSettings(commands={"x": "/nonexistent/rtd-shell-test"})
+    assert "not found" in call(missing, command="x")["error"]
+
+
+def test_a_slow_command_is_killed():
+    slow = ShellSettings(commands={"slow": f"{sys.executable} -c 'import time; time.sleep(30)'"},
+                         command_timeout=0.2)
+    assert "did not finish within 0.2 seconds" in call(slow, command="slow")["error"]
+
+
+def test_rtd_loads_the_plugin():
+    registry = load(extra=[("shell", rtd_shell)], entry_points=[])
+    assert registry.tools["shell"] is run_command

@@ -1,0 +1,219 @@
+"""rtd-shell's `shell` tool: allowed commands run without a shell; every refusal is an error output.
+
+Commands are run through ``run_command.run(settings, json_arguments)``, as the tools actor does,
+so schema validation and JSON encoding are part of every test. Only POSIX tools every Debian
+has (echo, sh, cat, env, pwd, true, false) and this Python are used.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from rtd import config as cfg
+from rtd import plugins
+
+PY = shlex.quote(sys.executable)
+
+
+@pytest.fixture(scope="module")
+def shell():
+    import rtd_shell.shell
+
+    return rtd_shell.shell
+
+
+def run(shell, arguments: dict, **settings) -> dict:
+    """The tool's output for ``arguments`` under ``ShellSettings(**settings)``, decoded."""
+    return json.loads(shell.run_command.run(shell.ShellSettings(**settings),
+                                            json.dumps(arguments)))
+
+
+# -- running ----------------------------------------------------------------------------------
+
+
+def test_tool_is_named_shell_and_takes_a_name_and_words(shell):
+    schema = shell.run_command.schema()
+    assert schema["name"] == "shell"
+    parameters = schema["parameters"]
+    assert parameters["required"] == ["command"]
+    assert parameters["properties"]["command"]["type"] == "string"
+    assert parameters["properties"]["arguments"]["type"] == ["array", "null"]
+    assert parameters["properties"]["arguments"]["items"] == {"type": "string"}
+    assert shell.run_command.timeout == shell.TOOL_TIMEOUT
+
+
+def test_runs_the_configured_command_line(shell):
+    result = run(shell, {"command": "greet"}, commands={"greet": "echo 'hello  world' again"})
+    assert result == {"command": "greet", "exit_code": 0, "stdout": "hello  world again",
+                      "stderr": ""}
+
+
+def test_reports_exit_code_and_stderr(shell):
+    line = f"{PY} -c 'import sys; print(\"out\"); print(\"bad\", file=sys.stderr); sys.exit(3)'"
+    result = run(shell, {"command": "x"}, commands={"x": line})
+    assert (result["exit_code"], result["stdout"], result["stderr"]) == (3, "out", "bad")
+
+
+def test_a_command_killed_by_a_signal_says_which(shell):
+    result = run(shell, {"command": "x"}, commands={"x": "sh -c 'kill -9 $$'"})
+    assert result["exit_code"] == -9 and result["signal"] == "SIGKILL"
+
+
+def test_allowed_arguments_are_passed_as_words_without_a_shell(shell):
+    words = ["$HOME", "; rm -rf /", "$(id)", "`id`", "*", "a|b", "> /tmp/x", "'quoted'"]
+    result = run(shell, {"command": "say", "arguments": words}, commands={"say": "echo --"},
+                 allow_arguments="other, say")
+    assert result["stdout"] == "-- " + " ".join(words)
+
+
+def test_null_or_empty_arguments_are_no_arguments(shell):
+    for arguments in (None, []):
+        result = run(shell, {"command": "hi", "arguments": arguments}, commands={"hi": "echo hi"})
+        assert result["stdout"] == "hi"
+
+
+def test_output_is_trimmed_in_the_middle(shell):
+    line = f"{PY} -c 'print(\"A\" * 3000 + \"B\" * 3000)'"
+    result = run(shell, {"command": "big"}, commands={"big": line}, max_output=1000)
+    out = result["stdout"]
+    assert out.startswith("A" * 500 + "\n[... 5000 characters cut ...]\n")
+    assert out.endswith("\n" + "B" * 500) and len(out) < 1100
+
+
+def test_trim_keeps_short_text_and_drops_trailing_whitespace(shell):
+    assert shell.trim("  indented\n\n", 100) == "  indented"
+    assert shell.trim("abcdefgh", 4) == "ab\n[... 4 characters cut ...]\ngh"
+
+
+def test_commands_get_empty_stdin(shell):
+    result = run(shell, {"command": "cat"}, commands={"cat": "cat"}, command_timeout=5.0)
+    assert result["exit_code"] == 0 and result["stdout"] == ""
+
+
+def test_commands_do_not_see_rtds_secrets(shell, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-passed")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    result = run(shell, {"command": "env"}, commands={"env": "env"},
+                 environment={"LIGHTS_HOST": "10.0.0.7"})
+    variables = dict(line.split("=", 1) for line in result["stdout"].splitlines())
+    assert "OPENAI_API_KEY" not in variables
+    assert variables["LIGHTS_HOST"] == "10.0.0.7" and variables["LC_ALL"] == "C.UTF-8"
+    assert "PATH" in variables
+
+
+def test_directory_is_the_working_directory(shell, tmp_path):
+    result = run(shell, {"command": "pwd"}, commands={"pwd": "pwd"}, directory=str(tmp_path))
+    assert Path(result["stdout"]).resolve() == tmp_path.resolve()
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+
+def error(result: dict) -> str:
+    assert list(result) == ["error"], result
+    return result["error"]
+
+
+def test_unknown_command_lists_the_allowed_names(shell):
+    result = run(shell, {"command": "rm -rf /"}, commands={"uptime": "uptime", "disk": "df"})
+    assert error(result) == "no command named 'rm -rf /'; allowed commands: disk, uptime"
+
+
+def test_no_commands_configured(shell):
+    assert "tools.shell.commands is empty" in error(run(shell, {"command": "uptime"}))
+
+
+def test_arguments_for_a_command_that_takes_none(shell):
+    result = run(shell, {"command": "hi", "arguments": ["x"]}, commands={"hi": "echo"},
+                 allow_arguments="other")
+    assert error(result) == "command 'hi' takes no arguments; call it without 'arguments'"
+
+
+@pytest.mark.parametrize(("arguments", "problem"), [
+    (["x"] * 33, "at most 32 arguments, got 33"),
+    (["x" * 1001], "an argument is longer than 1000 characters"),
+    (["a\0b"], "an argument contains a NUL character"),
+])
+def test_unreasonable_arguments(shell, arguments, problem):
+    result = run(shell, {"command": "say", "arguments": arguments}, commands={"say": "echo"},
+                 allow_arguments="say")
+    assert error(result) == problem
+
+
+def test_arguments_must_be_strings(shell):
+    result = run(shell, {"command": "say", "arguments": [1]}, commands={"say": "echo"},
+                 allow_arguments="say")
+    assert error(result).startswith("invalid arguments: arguments[0]: expected a string")
+
+
+def test_missing_executable(shell):
+    result = run(shell, {"command": "x"}, commands={"x": "/nonexistent/rtd-shell-test --flag"})
+    assert error(result) == ("command 'x': executable '/nonexistent/rtd-shell-test' not found "
+                             "(tools.shell.commands.x)")
+
+
+def test_file_that_is_not_executable(shell, tmp_path):
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    result = run(shell, {"command": "x"}, commands={"x": str(script)})
+    assert error(result) == f"command 'x': '{script}' is not executable (permission denied)"
+
+
+def test_command_line_that_cannot_be_split(shell):
+    result = run(shell, {"command": "x"}, commands={"x": "echo 'unclosed"})
+    assert error(result).startswith("tools.shell.commands.x is not a valid command line")
+
+
+def test_empty_command_line(shell):
+    assert error(run(shell, {"command": "x"}, commands={"x": "  "})) == (
+        "tools.shell.commands.x is empty")
+
+
+def test_missing_directory(shell, tmp_path):
+    missing = tmp_path / "nope"
+    result = run(shell, {"command": "x"}, commands={"x": "true"}, directory=str(missing))
+    assert error(result) == f"tools.shell.directory: {missing} is not a directory"
+
+
+def test_a_command_over_its_time_is_killed(shell):
+    result = run(shell, {"command": "slow"},
+                 commands={"slow": f"{PY} -c 'import time; time.sleep(60)'"},
+                 command_timeout=0.3)
+    assert error(result) == "command 'slow' did not finish within 0.3 seconds and was stopped"
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def test_the_table_validates_into_settings(shell):
+    config = cfg.parse({"tools": {"shell": {
+        "timeout": 15, "commands": {"uptime": "uptime", "disk": "df -h /"},
+        "allow_arguments": "disk", "environment": {"A": "b"}}}},
+        require_key=False, registry=plugins.load())
+    (component,) = config.components
+    assert component.timeout == 15.0
+    assert component.settings.commands == {"uptime": "uptime", "disk": "df -h /"}
+    assert shell.argument_commands(component.settings) == {"disk"}
+    assert 'commands = {uptime = "uptime", disk = "df -h /"}' in cfg.to_toml(config)
+
+
+def test_argument_commands_accepts_spaces_and_commas(shell):
+    settings = shell.ShellSettings(allow_arguments=" lights,volume  radio ,")
+    assert shell.argument_commands(settings) == {"lights", "volume", "radio"}
+
+
+def test_a_bad_table_disables_the_tool_with_a_problem_line():
+    config = cfg.parse({"tools": {"shell": {"command_timeout": 0, "max_output": "lots"}}},
+                       require_key=False, registry=plugins.load())
+    assert config.components == ()
+    assert config.component_problems == (
+        "tools.shell.command_timeout: expected a value from 0.1 to 3600.0, got 0.0 "
+        "(tools.shell is disabled)",
+        "tools.shell.max_output: expected an integer, got a string 'lots' "
+        "(tools.shell is disabled)")
