@@ -114,6 +114,23 @@ class Daemon:
     def stop(self, timeout: float = 2.0) -> None:
         self.supervisor.stop(timeout)
 
+    def settle(self, timeout: float = 5.0) -> bool:
+        """Wait until every receiver handled what was published before this call.
+
+        A health-check ask per receiver; False if one did not answer within ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        for child in self.supervisor.children:
+            if not child.name.startswith("receivers.") or child.ref is None:
+                continue
+            try:
+                child.ref.ask(Ping(), timeout=max(0.0, deadline - time.monotonic()))
+            except pykka.ActorDeadError:
+                continue  # restarting: it has nothing queued
+            except pykka.Timeout:
+                return False
+        return True
+
     def drained(self, timeout: float = 5.0) -> bool:
         """Wait until the speaker actor has taken every message sent so far and played it all.
 

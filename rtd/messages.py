@@ -66,6 +66,13 @@ class ConnectionState:
 
 
 @dataclass(frozen=True)
+class ResponseStarted:
+    """The server began a response (asked for by rtd, or by its own turn detection)."""
+
+    response_id: str
+
+
+@dataclass(frozen=True)
 class ResponseDone:
     """A response finished, with the server's status (completed, cancelled, ...)."""
 

@@ -61,8 +61,12 @@ class Bus:
             self._observers = (*self._observers, callback)
 
     def wants(self, message_type: type) -> bool:
-        """Whether anything receives this type: lets publishers skip work nobody needs."""
-        return bool(self._routes.get(message_type)) or bool(self._observers)
+        """Whether an actor receives this type: lets publishers skip work nobody needs.
+
+        Observers are not counted: they see what is published anyway, and an observer (the
+        demo's, a script's) must not make the session build messages no actor takes.
+        """
+        return bool(self._routes.get(message_type))
 
     def publish(self, message: object) -> None:
         names = self._routes.get(type(message), ())
@@ -159,6 +163,11 @@ class _Crashed:
 class _Restart:
     name: str
 
+
+@dataclass(frozen=True)
+class _StopRequested:
+    pass
+
 #: Seconds before a crashed component is restarted: doubling per recent crash, up to this.
 COMPONENT_BACKOFF_LIMIT = 60.0
 
@@ -229,6 +238,10 @@ class Supervisor:
         child.ref = ref
         self.bus.attach(child.name, ref)
 
+    def request_stop(self) -> None:
+        """Make `run()` return 0: the clean end of an embedded daemon. Safe from any thread."""
+        self._put(_StopRequested())
+
     def _take_crash(self, name: str) -> BaseException | None:
         """Remove a child's crash report from the control queue and return its error."""
         kept: list[object] = []
@@ -254,6 +267,8 @@ class Supervisor:
         """
         while True:
             item = self._control.get()
+            if isinstance(item, _StopRequested):
+                return 0
             if isinstance(item, Fatal):
                 logger.error("%s", item.reason)
                 return item.exit_code

@@ -140,3 +140,13 @@ def _wait(predicate, timeout: float = 5.0) -> bool:
             return True
         done.wait(0.02)
     return predicate()
+
+
+def test_request_stop_ends_run_with_zero_quietly(caplog):
+    journal: list = []
+    sup = Supervisor([child("a", journal)])
+    sup.start()
+    sup.request_stop()
+    assert sup.run() == 0
+    assert "ERROR" not in caplog.text
+    sup.stop()

@@ -43,6 +43,7 @@ from rtd.messages import (
     OutputAudio,
     OutputAudioDone,
     ResponseDone,
+    ResponseStarted,
     ToolCall,
     ToolResult,
 )
@@ -61,6 +62,8 @@ EX_NOPERM = 77
 FATAL_ERROR_CODES = {"invalid_api_key", "beta_api_shape_disabled"}
 #: Seconds of microphone audio kept while disconnected, sent once connected.
 PENDING_AUDIO_SECONDS = 5.0
+#: Sender requests (text, commit, respond) kept while disconnected, sent once connected.
+PENDING_INPUT = 32
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,8 @@ class SessionActor(RtdActor):
         self._link: _Link | None = None
         self._pending_audio: deque[bytes] = deque(
             maxlen=max(1, int(PENDING_AUDIO_SECONDS * 1000 / block_ms)))
+        # text, commit and response requests from senders while disconnected, in order
+        self._pending_input: deque[object] = deque(maxlen=PENDING_INPUT)
         self._response_active = False
         self._calls: dict[str, list[ToolCall]] = {}   # response id -> calls it made
         self._awaiting: set[str] = set()               # call ids sent to tools, not answered
@@ -219,14 +224,14 @@ class SessionActor(RtdActor):
                 self._handle(message.event)
         elif isinstance(message, ToolResult):
             self._tool_result(message)
-        elif isinstance(message, UserText):
-            self._send(events.user_text(message.text))
-            if message.respond:
-                self._request_response()
-        elif isinstance(message, RequestResponse):
-            self._request_response()
-        elif isinstance(message, Commit):
-            self._send({"type": "input_audio_buffer.commit"})
+        elif isinstance(message, (UserText, RequestResponse, Commit)):
+            if self.conn is None:
+                if len(self._pending_input) == self._pending_input.maxlen:
+                    logger.warning("disconnected: dropping the oldest of %d queued inputs",
+                                   len(self._pending_input))
+                self._pending_input.append(message)
+            else:
+                self._sender_input(message)
         elif isinstance(message, Interrupt):
             if self._response_active:
                 self._send({"type": "response.cancel"})
@@ -236,6 +241,16 @@ class SessionActor(RtdActor):
             self._disconnected(message)
         elif isinstance(message, Fatal):
             self.bus.publish(message)
+
+    def _sender_input(self, message: object) -> None:
+        if isinstance(message, UserText):
+            self._send(events.user_text(message.text))
+            if message.respond:
+                self._request_response()
+        elif isinstance(message, RequestResponse):
+            self._request_response()
+        elif isinstance(message, Commit):
+            self._send({"type": "input_audio_buffer.commit"})
 
     def _send(self, event: Mapping[str, Any]) -> bool:
         if self.conn is None:
@@ -263,6 +278,8 @@ class SessionActor(RtdActor):
         self._send(self.session_update)
         while self._pending_audio and self.conn is conn:
             self._send_audio(self._pending_audio.popleft())
+        while self._pending_input and self.conn is conn:
+            self._sender_input(self._pending_input.popleft())
         self.bus.publish(ConnectionState(True, conn.url))
         self._set_state("idle")
 
@@ -321,6 +338,7 @@ class SessionActor(RtdActor):
 
     def _on_response_created(self, event: ServerEvent) -> None:
         self._response_active = True
+        self.bus.publish(ResponseStarted(str((event.get("response") or {}).get("id", ""))))
         self._set_state("thinking")
 
     def _on_audio_delta(self, event: ServerEvent) -> None:

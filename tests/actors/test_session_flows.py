@@ -199,7 +199,14 @@ def test_audio_before_connection_is_kept_and_sent_once_connected():
 
 
 
+def test_whole_item_audio_only_when_a_receiver_wants_it(h):
+    h.feed({"type": "response.output_audio.delta", "item_id": "x", "delta": "AAAA"},
+           {"type": "response.output_audio.done", "item_id": "x"})
+    assert h.of(AudioEvent) == []  # nobody subscribed: the session keeps no copy
+
+
 def test_whole_item_audio_and_chunks_for_receivers(h):
+    h.bus.subscribe("receivers.recorder", [AudioEvent])
     parts = [b"\x01\x00" * 10, b"\x02\x00" * 10]
     h.feed(*[{"type": "response.output_audio.delta", "item_id": "it",
               "delta": base64.b64encode(p).decode()} for p in parts],
@@ -219,6 +226,30 @@ def test_states_follow_the_conversation(h):
            {"type": "error", "error": {"code": "x", "message": "y"}})
     assert [e.state for e in h.of(StateEvent)] == [
         "listening", "thinking", "speaking", "idle", "error"]
+
+
+def test_sender_input_while_disconnected_is_sent_once_connected():
+    bus = Bus()
+    ref = SessionActor.start(bus, lambda n, e: None, Endpoint("ws://127.0.0.1:9/x"),
+                             {"type": "session.update", "session": {}})
+    try:
+        ref.tell(UserText("remember the milk"))
+        ref.tell(Commit())
+        conn = FakeConnection()
+        ref.tell(_Connected(conn))
+        ref.ask(Ping(), timeout=5)
+        assert [e["type"] for e in conn.sent] == [
+            "session.update", "conversation.item.create", "response.create",
+            "input_audio_buffer.commit"]
+    finally:
+        pykka.ActorRegistry.stop_all()
+
+
+def test_response_started_is_published(h):
+    from rtd.messages import ResponseStarted
+
+    h.feed({"type": "response.created", "response": {"id": "resp_9"}})
+    assert h.of(ResponseStarted) == [ResponseStarted("resp_9")]
 
 
 def test_sender_messages(h):
