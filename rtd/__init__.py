@@ -4,6 +4,7 @@ For plugin authors: `hookimpl`, `tool`, `setting`, and `rtd.components` (Sender,
 the events receivers get). For scripts: `connect` (the raw connection).
 """
 
+from rtd.app import Realtime, Stop
 from rtd.config import setting
 from rtd.hookspecs import hookimpl
 from rtd.protocol import RealtimeConnection, ServerEvent, connect
@@ -14,4 +15,5 @@ __version__ = "0.1.0"
 __all__ = [
     "RealtimeConnection", "ServerEvent", "Tool", "__version__", "connect", "hookimpl",
     "setting", "tool",
+    "Realtime", "Stop",
 ]
