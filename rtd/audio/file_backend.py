@@ -13,7 +13,7 @@ import struct
 import threading
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,6 +30,25 @@ WRITE_BLOCK_MS = 100
 RESYNC_SECONDS = 1.0
 """Falling further behind schedule than this (a suspended process) re-anchors the schedule
 instead of delivering a burst."""
+
+
+def paced(period: float, stopping: threading.Event) -> Iterator[int]:
+    """Yield once per ``period`` seconds on a drift-free schedule, until ``stopping`` is set.
+
+    After a stall longer than RESYNC_SECONDS (a suspended process) the schedule restarts from
+    now instead of bursting to catch up, as a real device would.
+    """
+    anchor = time.monotonic()
+    k = 0
+    while True:
+        delay = anchor + (k + 1) * period - time.monotonic()
+        if (delay > 0 and stopping.wait(delay)) or stopping.is_set():
+            return
+        if -delay > RESYNC_SECONDS:
+            anchor += -delay
+        yield k
+        k += 1
+
 
 _WAVE_FORMAT_PCM = 0x0001
 _WAVE_FORMAT_IEEE_FLOAT = 0x0003
@@ -187,21 +206,11 @@ class WavFileInput(AudioInput):
         logger.info("%s: playing %s as the microphone", self.where, self.description)
 
     def _run(self, on_audio: Callable[[bytes], None]) -> None:
-        period = self.block_ms / 1000
         silence = bytes(self._block)
         data = self.pcm24
         offset = 0
-        k = 0
-        anchor = time.monotonic()
-        while True:
-            # Block k is "captured" by the end of its period, as a microphone would deliver it.
-            due = anchor + (k + 1) * period
-            delay = due - time.monotonic()
-            if delay > 0 and self._stopping.wait(delay):
-                return
-            late = -delay
-            if late > RESYNC_SECONDS:
-                anchor += late
+        # Each block is "captured" by the end of its period, as a microphone would deliver it.
+        for _ in paced(self.block_ms / 1000, self._stopping):
             if offset < len(data):
                 chunk = data[offset : offset + self._block]
                 offset += len(chunk)
@@ -221,7 +230,6 @@ class WavFileInput(AudioInput):
                 logger.info(
                     "%s: end of %s; the microphone is now a quiet room", self.where, self.path.name
                 )
-            k += 1
 
     def stop(self) -> None:
         if self._stopped:
@@ -302,25 +310,13 @@ class WavFileOutput(BufferedOutput):
         logger.info("%s: writing speaker audio to %s", self.where, self.path)
 
     def _run(self) -> None:
-        period = WRITE_BLOCK_MS / 1000
         block = bytearray(RATE * WRITE_BLOCK_MS // 1000 * 2)
-        k = 0
-        anchor = time.monotonic()
-        while True:
-            due = anchor + (k + 1) * period
-            delay = due - time.monotonic()
-            if delay > 0 and self._stopping.wait(delay):
-                return
-            if self._stopping.is_set():
-                return
-            if -delay > RESYNC_SECONDS:
-                anchor += -delay
+        for _ in paced(WRITE_BLOCK_MS / 1000, self._stopping):
             with self._lock:
                 if self._stopping.is_set():
                     return
                 self.buffer.read_into(block)
                 self._write(block)
-            k += 1
 
     def _write(self, block: bytearray) -> None:
         if self.error is not None:
