@@ -63,7 +63,7 @@ def assert_output_then_response(emu: Emulator, output: dict[str, Any]) -> None:
 
 def test_rtd_plugins_lists_both_plugins_with_their_components(run_rtd, tmp_path):
     conf = tmp_path / "rtd.toml"
-    conf.write_text('[tools.dice]\n[tools.shell]\ncommands = { up = "uptime" }\n')
+    conf.write_text('[tools.dice]\n[tools.shell]\ncommands = { up = ["uptime"] }\n')
     d = run_rtd("plugins", "--config", str(conf))
     assert d.wait(timeout=30) == 0, d.output
     assert "example (rtd-example 0.1.0): loaded" in d.lines
@@ -112,8 +112,8 @@ then = "The command printed {stdout} and exited with {exit_code}."
     with Emulator(scenario=scenario, voice_engine="tones") as emu:
         conf = write_config(tmp_path / "rtd.toml", emu.url,
                             '[tools.shell]\ntimeout = 15\n'
-                            'commands = { say = "echo", up = "uptime" }\n'
-                            'allow_arguments = "say"\n')
+                            'commands = { say = ["echo"], up = ["uptime"] }\n'
+                            'allow_arguments = ["say"]\n')
         d = run_rtd("run", "--config", str(conf))
         answer = d.wait_for_line("assistant: The command printed", timeout=CONVERSATION_TIMEOUT)
         assert answer.endswith("assistant: The command printed hello from; $HOME and exited "
@@ -152,6 +152,19 @@ def test_rtd_check_reports_a_bad_plugin_table(run_rtd, tmp_path):
     assert ("tools.shell.max_output: expected an integer, got a string 'lots' (tools.shell is "
             "disabled)") in d.output
     assert "tools: dice" in d.output  # the good table still counts
+
+
+def test_rtd_check_reports_a_shell_table_that_contradicts_itself(run_rtd, tmp_path):
+    conf = write_config(tmp_path / "rtd.toml", "ws://127.0.0.1:9/v1/realtime",
+                        '[tools.shell]\ncommands = { disk = ["df", "-h", "/"], off = [] }\n'
+                        'allow_arguments = ["lights"]\n[tools.dice]\n', audio="none")
+    d = run_rtd("check", "--config", str(conf))
+    assert d.wait(timeout=30) == 78
+    assert ('tools.shell: commands.off is empty: give the program and its arguments, e.g. '
+            '["df", "-h", "/"]; allow_arguments names \'lights\', not in commands (disk, off) '
+            "(tools.shell is disabled)") in d.output
+    assert "tools: dice" in d.output
+    assert "Traceback" not in d.output
 
 
 @pytest.mark.parametrize("plugin", ["rtd-example", "rtd-shell"])

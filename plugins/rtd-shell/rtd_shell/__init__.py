@@ -3,7 +3,9 @@
 Install it, then allow commands in rtd.toml (see README.md and `rtd_shell.shell`)::
 
     [tools.shell]
-    commands = { uptime = "uptime", disk = "df -h /" }
+    commands = { uptime = ["uptime"], disk = ["df", "-h", "/"] }
+
+Each command is its program and arguments, an array of words run as given, never by a shell.
 """
 
 from __future__ import annotations

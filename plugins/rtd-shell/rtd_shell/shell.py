@@ -1,20 +1,22 @@
 """The `shell` tool: run a command the device's owner allowed, by name, never through a shell.
 
-The owner lists the commands in rtd.toml; the model only ever picks one of those *names* and,
-for the commands listed in ``allow_arguments``, adds arguments as a list of words::
+The owner lists the commands in rtd.toml, each as its program and arguments (an array of
+words); the model only ever picks one of those *names* and, for the commands listed in
+``allow_arguments``, adds arguments as a list of words::
 
     [tools.shell]
     timeout = 15
-    commands = { uptime = "uptime", disk = "df -h /", lights = "/usr/local/bin/lights" }
-    allow_arguments = "lights"
+    commands = { uptime = ["uptime"], disk = ["df", "-h", "/"], lights = ["/usr/local/bin/lights"] }
+    allow_arguments = ["lights"]
 
-Each command line is split into words once, with `shlex.split` (so quotes group words as in a
-shell), and run with ``subprocess.run(argv, shell=False)``: no shell ever sees the model's text,
-so ``;``, ``|``, ``$(...)``, globs and redirections in an argument are just characters.
+The words are run as they are, with ``subprocess.run(argv, shell=False)``: nothing is split
+or expanded, and no shell ever sees the model's text, so ``;``, ``|``, ``$(...)``, globs and
+redirections in an argument are just characters.
 
-Why a string per command and not an array (``uptime = ["uptime"]``): rtd's settings validator
-knows str, int, float, bool and tables of strings, not arrays. For the same reason
-``allow_arguments`` is one string of names separated by spaces or commas.
+Mistakes in the table that do not depend on the model (an empty command, a NUL byte, a name in
+``allow_arguments`` that is not a command) are found when rtd loads the configuration, by
+`ShellSettings.__post_init__`: ``rtd check`` reports them as ``tools.shell: ...`` lines and the
+tool is disabled, instead of failing when the model calls it.
 
 Why the command is a plain string checked at call time rather than an enum of the configured
 names: a tool's JSON schema is built once, from the function, before any configuration is
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -52,14 +53,17 @@ DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 @dataclass(frozen=True)
 class ShellSettings:
-    """Settings of the shell tool: the ``[tools.shell]`` table."""
+    """Settings of the shell tool: the ``[tools.shell]`` table.
 
-    commands: dict[str, str] = setting(
-        {}, "allowed commands: name = command line, split into words like a shell would "
-        "(quotes group words) but never run by one")
-    allow_arguments: str = setting(
-        "", "names of the commands that may get extra arguments from the model, separated by "
-        "spaces or commas")
+    `__post_init__` checks what the types cannot (it runs when rtd validates the table, so
+    a problem disables the tool with one ``tools.shell: ...`` line).
+    """
+
+    commands: dict[str, list[str]] = setting(
+        {}, "allowed commands: name = [program, argument, ...], run as given (never split, "
+        "expanded or run by a shell)")
+    allow_arguments: list[str] = setting(
+        [], "names of the commands that may get extra arguments from the model")
     command_timeout: float = setting(
         10.0, "seconds a command may run before it is killed; keep it below tools.shell.timeout",
         min=0.1, max=3600.0)
@@ -70,6 +74,22 @@ class ShellSettings:
     environment: dict[str, str] = setting(
         {}, "extra environment variables for the commands (of rtd's own only PATH, HOME, USER, "
         "LOGNAME, LANG, LANGUAGE, TZ and LC_* are passed)")
+
+    def __post_init__(self) -> None:
+        problems = [*_command_problems(self.commands)]
+        unknown = [name for name in self.allow_arguments if name not in self.commands]
+        if unknown:
+            problems.append(f"allow_arguments names {', '.join(map(repr, unknown))}, not in "
+                            f"commands ({', '.join(sorted(self.commands)) or 'none'})")
+        if "\0" in self.directory:
+            problems.append("directory contains a NUL character")
+        for key, value in self.environment.items():
+            if not key or "=" in key or "\0" in key:
+                problems.append(f"environment: {key!r} is not a variable name")
+            elif "\0" in value:
+                problems.append(f"environment.{key} contains a NUL character")
+        if problems:
+            raise ValueError("; ".join(problems))
 
 
 @tool(name="shell", settings=ShellSettings, timeout=TOOL_TIMEOUT)
@@ -89,19 +109,11 @@ def run_command(command: str, arguments: list[str] | None = None, *,
                              "is empty)"}
         return {"error": f"no command named {command!r}; allowed commands: "
                          f"{', '.join(sorted(commands))}"}
-    try:
-        argv = shlex.split(commands[command])
-    except ValueError as exc:  # an unclosed quote: the owner's mistake, reported to both
-        logger.warning("tools.shell.commands.%s: cannot split %r: %s", command,
-                       commands[command], exc)
-        return {"error": f"tools.shell.commands.{command} is not a valid command line ({exc})"}
-    if not argv:
-        return {"error": f"tools.shell.commands.{command} is empty"}
+    argv = commands[command]
 
     extra = list(arguments or [])
     if extra:
-        allowed = argument_commands(settings)
-        if command not in allowed:
+        if command not in settings.allow_arguments:
             return {"error": f"command {command!r} takes no arguments; call it without "
                              "'arguments'"}
         problem = _argument_problem(extra)
@@ -140,11 +152,6 @@ def run_command(command: str, arguments: list[str] | None = None, *,
     return result
 
 
-def argument_commands(settings: ShellSettings) -> set[str]:
-    """The names in ``allow_arguments`` (separated by spaces and/or commas)."""
-    return {name for name in re.split(r"[\s,]+", settings.allow_arguments) if name}
-
-
 def command_environment(settings: ShellSettings) -> dict[str, str]:
     """The environment of a command: a few of rtd's variables plus ``environment``."""
     env = {key: value for key, value in os.environ.items()
@@ -168,6 +175,23 @@ def trim(text: str, limit: int) -> str:
     return f"{text[:head]}\n[... {len(text) - limit} characters cut ...]\n{text[-tail:]}"
 
 
+def _command_problems(commands: dict[str, list[str]]) -> list[str]:
+    """What is wrong with the configured commands: empty ones, words that are not strings (a
+    Python caller's mistake; rtd's validator catches it in rtd.toml), NUL characters."""
+    problems = []
+    for name, argv in commands.items():
+        if not isinstance(argv, list) or not all(isinstance(word, str) for word in argv):
+            problems.append(f"commands.{name}: expected an array of strings, got {argv!r}")
+        elif not argv:
+            problems.append(f"commands.{name} is empty: give the program and its arguments, "
+                            'e.g. ["df", "-h", "/"]')
+        elif not argv[0]:
+            problems.append(f"commands.{name}: the program (the first word) is empty")
+        elif any("\0" in word for word in argv):
+            problems.append(f"commands.{name} contains a NUL character")
+    return problems
+
+
 def _argument_problem(arguments: list[str]) -> str | None:
     if len(arguments) > MAX_ARGUMENTS:
         return f"at most {MAX_ARGUMENTS} arguments, got {len(arguments)}"
@@ -186,4 +210,4 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
-__all__ = ["ShellSettings", "argument_commands", "command_environment", "run_command", "trim"]
+__all__ = ["ShellSettings", "command_environment", "run_command", "trim"]

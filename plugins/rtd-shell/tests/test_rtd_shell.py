@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
+import pytest
 from rtd.plugins import load
 
 import rtd_shell
@@ -19,8 +20,9 @@ def call(settings: ShellSettings, **arguments) -> dict:
     return json.loads(run_command.run(settings, json.dumps(arguments)))
 
 
-SETTINGS = ShellSettings(commands={"hello": "echo hello", "say": "echo", "fail": "false"},
-                         allow_arguments="say")
+SETTINGS = ShellSettings(commands={"hello": ["echo", "hello"], "say": ["echo"],
+                                   "fail": ["false"]},
+                         allow_arguments=["say"])
 
 
 def test_runs_a_configured_command():
@@ -38,14 +40,21 @@ def test_refusals_are_error_outputs():
     assert call(SETTINGS, command="reboot")["error"] == (
         "no command named 'reboot'; allowed commands: fail, hello, say")
     assert "takes no arguments" in call(SETTINGS, command="hello", arguments=["x"])["error"]
-    missing = ShellSettings(commands={"x": "/nonexistent/rtd-shell-test"})
+    missing = ShellSettings(commands={"x": ["/nonexistent/rtd-shell-test"]})
     assert "not found" in call(missing, command="x")["error"]
 
 
 def test_a_slow_command_is_killed():
-    slow = ShellSettings(commands={"slow": f"{sys.executable} -c 'import time; time.sleep(30)'"},
+    slow = ShellSettings(commands={"slow": [sys.executable, "-c", "import time; time.sleep(30)"]},
                          command_timeout=0.2)
     assert "did not finish within 0.2 seconds" in call(slow, command="slow")["error"]
+
+
+def test_mistakes_in_the_table_are_found_when_it_is_loaded():
+    with pytest.raises(ValueError, match="allow_arguments names 'lights', not in commands"):
+        ShellSettings(commands={"disk": ["df", "-h", "/"]}, allow_arguments=["lights"])
+    with pytest.raises(ValueError, match="commands.x is empty"):
+        ShellSettings(commands={"x": []})
 
 
 def test_rtd_loads_the_plugin():
