@@ -159,6 +159,10 @@ def connect(model: str = "gpt-realtime-2", *, api_key: str | None = None,
 def open_endpoint(target: Endpoint, *, timeout: float = 10.0, **options: Any) -> RealtimeConnection:
     """Connect to a resolved endpoint (the daemon's path: config already checked)."""
     header = [f"{k}: {v}" for k, v in target.headers.items()]
+    # websocket-client checks text frames' UTF-8 byte by byte in Python unless wsaccel is
+    # installed: for audio deltas that is the hottest loop of the daemon. json.loads checks
+    # the same in C when parse_server_event decodes the frame, so skip the Python pass.
+    options.setdefault("skip_utf8_validation", True)
     try:
         ws = websocket.create_connection(target.url, header=header, timeout=timeout,
                                          enable_multithread=True, **options)
