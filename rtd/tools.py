@@ -588,26 +588,4 @@ def tool(function: Callable[..., Any] | None = None, /, *, name: str | None = No
     return decorate
 
 
-# -- built-in tools, re-exported for existing imports -----------------------------------------
-
-_LAZY = ("CLOCK", "ClockSettings", "BUILTIN_TOOLS")
-if typing.TYPE_CHECKING:
-    from rtd.builtin.clock import CLOCK as CLOCK
-    from rtd.builtin.clock import ClockSettings as ClockSettings
-
-    #: Tools shipped with rtd, by name (to be replaced by the plugin registry).
-    BUILTIN_TOOLS: dict[str, Tool]
-
-
-def __getattr__(attribute: str) -> Any:
-    """Import the built-in tools on first use: rtd.builtin.clock itself imports `tool` here."""
-    if attribute not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {attribute!r}")
-    from rtd.builtin.clock import CLOCK, ClockSettings
-
-    globals().update(CLOCK=CLOCK, ClockSettings=ClockSettings,
-                     BUILTIN_TOOLS={CLOCK.name: CLOCK})
-    return globals()[attribute]
-
-
 __all__ = ["SETTINGS_PARAMETER", "Tool", "parse_docstring", "tool"]

@@ -570,12 +570,3 @@ def test_clock_without_a_zone_uses_the_systems():
 def test_clock_with_unknown_zone_says_so():
     out = json.loads(CLOCK.run(ClockSettings(timezone="Mars/Olympus"), ""))
     assert out == {"error": "unknown time zone 'Mars/Olympus' in tools.clock.timezone"}
-
-
-def test_old_imports_still_work():
-    from rtd.tools import BUILTIN_TOOLS
-    from rtd.tools import CLOCK as OLD_CLOCK
-    from rtd.tools import ClockSettings as OldSettings
-
-    assert OLD_CLOCK is CLOCK and OldSettings is ClockSettings
-    assert BUILTIN_TOOLS == {"clock": CLOCK}

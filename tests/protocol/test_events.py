@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from rtd.builtin.clock import CLOCK
 from rtd.config import SessionConfig
 from rtd.exceptions import ProtocolError
 from rtd.protocol import events
 from rtd.protocol.providers import endpoint, with_model
-from rtd.tools import CLOCK
 
 
 def test_session_update_is_ga_shaped():
