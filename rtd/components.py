@@ -114,6 +114,11 @@ class ToolCallEvent:
     output: str
     """What was sent back to the model."""
 
+    @property
+    def summary(self) -> str:
+        """'clock({}) -> {"time": ...}': the call as logs, consoles and transcripts show it."""
+        return f"{self.name}({self.arguments or '{}'}) -> {self.output}"
+
 
 State = Literal["idle", "listening", "thinking", "speaking", "error"]
 

@@ -398,10 +398,9 @@ class _Common:
 
 
 @dataclass(frozen=True)
-class _ToolCommon:
+class _ToolCommon(_Common):
     """Keys every tool table accepts."""
 
-    enabled: bool = setting(True, "false keeps the settings but does not run the tool")
     timeout: float | None = setting(None, "seconds before the model is told the tool timed "
                                     "out; unset: the tool's own default, else 10",
                                     min=0.1, max=3600.0)

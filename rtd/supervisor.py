@@ -191,7 +191,6 @@ class Supervisor:
         self._timers: list[threading.Timer] = []
         for child in children:
             self.bus.subscribe(child.name, child.receives)
-        self.bus.subscribe("supervisor", ())
         self.bus.observe(self._watch)
 
     def _watch(self, message: object) -> None:

@@ -104,9 +104,10 @@ class ToolsActor(RtdActor):
             self.actor_ref.tell(message)
 
     def _answer(self, call: ToolCall, output: str) -> None:
-        conversation.info("tool: %s(%s) -> %s", call.name, call.arguments or "{}", output)
+        event = ToolCallEvent(call.call_id, call.name, call.arguments, output)
+        conversation.info("tool: %s", event.summary)
         self.bus.publish(ToolResult(call.call_id, call.name, output))
-        self.bus.publish(ToolCallEvent(call.call_id, call.name, call.arguments, output))
+        self.bus.publish(event)
 
     def release(self) -> None:
         for timer in self._deadlines.values():

@@ -54,7 +54,7 @@ class ConsoleReceiver(Receiver):
         if isinstance(event, (AudioTranscript, TextEvent)):
             return f"assistant: {event.text}"
         if isinstance(event, ToolCallEvent) and self.settings.show_tools:
-            return f"tool: {event.name}({event.arguments or '{}'}) -> {event.output}"
+            return f"tool: {event.summary}"
         if isinstance(event, ErrorEvent) and self.settings.show_errors:
             return f"error ({event.source}): {event.code}: {event.message}"
         return None
@@ -98,7 +98,7 @@ class TranscriptLogReceiver(Receiver):
         elif isinstance(event, (AudioTranscript, TextEvent)):
             role, text = "assistant", event.text
         elif isinstance(event, ToolCallEvent):
-            role, text = "tool", f"{event.name}({event.arguments or '{}'}) -> {event.output}"
+            role, text = "tool", event.summary
         else:
             return
         if self._file is None:
