@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 KEY = "sk-e2e-secret-key-0042"
@@ -88,3 +89,14 @@ level = "info"
 {extra}
 """)
     return path
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 5.0,
+               interval: float = 0.02) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` seconds pass; its last answer."""
+    gate = threading.Event()
+    for _ in range(int(timeout / interval)):
+        if predicate():
+            return True
+        gate.wait(interval)
+    return bool(predicate())

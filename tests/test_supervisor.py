@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pykka
 import pytest
+from rtdproc import wait_until
 
 from rtd.messages import Fatal
 from rtd.supervisor import EX_SOFTWARE, Bus, Child, RtdActor, StartupError, Supervisor
@@ -94,11 +95,11 @@ def test_crashed_actor_is_restarted_and_keeps_receiving():
     runner = threading.Thread(target=lambda: result.append(sup.run()), daemon=True)
     runner.start()
     # the restarted actor receives from the bus once the supervisor re-attached it
-    assert _wait(lambda: sup.children[0].ref not in (None, first)), journal
+    assert wait_until(lambda: sup.children[0].ref not in (None, first)), journal
     assert journal.count(("start", "a")) == 2
     assert ("release", "a") in journal  # the crashed one freed its resources
     sup.bus.publish(Note("after"))
-    assert _wait(lambda: ("a", "after") in journal)
+    assert wait_until(lambda: ("a", "after") in journal)
     sup.bus.publish(Fatal("enough", 3))
     runner.join(timeout=5)
     assert result == [3]
@@ -114,7 +115,7 @@ def test_restarts_are_limited():
     runner.start()
     refs = []
     for n in range(3):
-        assert _wait(lambda: sup.children[0].ref not in (None, *refs))
+        assert wait_until(lambda: sup.children[0].ref not in (None, *refs))
         refs.append(sup.children[0].ref)
         assert journal.count(("start", "a")) == n + 1
         sup.bus.publish(Crash())
@@ -132,14 +133,6 @@ def test_bus_skips_names_that_are_down():
     bus.publish(Note("seen"))
     assert seen == [Note("seen")]
 
-
-def _wait(predicate, timeout: float = 5.0) -> bool:
-    done = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return True
-        done.wait(0.02)
-    return predicate()
 
 
 def test_request_stop_ends_run_with_zero_quietly(caplog):

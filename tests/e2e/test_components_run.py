@@ -5,20 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 
-from rtdproc import KEY
+from rtdproc import KEY, wait_until
 
 from rtd.emulator import Emulator
-
-
-def wait_until(predicate, timeout=20.0) -> bool:
-    gate = threading.Event()
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return True
-        gate.wait(0.05)
-    return predicate()
 
 
 def test_text_in_through_the_socket_out_through_receivers(run_rtd, tmp_path, env):
@@ -47,7 +37,7 @@ path = "{log}"
         warn = d.wait_for_line("not running: receivers.consle")
         assert "did you mean 'console'?" in warn
         d.wait_for_line("session ready")
-        assert wait_until(sock.exists)
+        assert wait_until(sock.exists, timeout=20)
         say = subprocess.run([sys.executable, "-m", "rtd", "say", "--socket", str(sock),
                               "Is the oven on?"], capture_output=True, text=True, env=env,
                              timeout=20)
@@ -56,7 +46,8 @@ path = "{log}"
         created = emu.wait_for(lambda e: e["type"] == "conversation.item.create", timeout=10)
         assert created["item"]["content"] == [{"type": "input_text", "text": "Is the oven on?"}]
         emu.wait_for(lambda e: e["type"] == "response.create", timeout=10)
-        assert wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= 1)
+        assert wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= 1,
+                          timeout=20)
         assert d.stop() == 0
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert [x["role"] for x in lines] == ["assistant"]

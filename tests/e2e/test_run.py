@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import wave
 from pathlib import Path
 
 import numpy as np
-from rtdproc import KEY, write_config
+from rtdproc import KEY, wait_until, write_config
 
 from rtd.audio.file_backend import read_wav as read_pcm24
 from rtd.emulator import DEMO_QUESTION_WAV, Emulator, load_scenario
@@ -59,21 +58,14 @@ def test_conversation_with_a_tool_call(run_rtd, demo_emulator, tmp_path):
     # what reached the speaker: the emulator's spoken answer, byte for byte, in the WAV that
     # the file backend writes at a speaker's pace (its header is valid at every moment)
     spoken = synthesize(answer.split("assistant: ", 1)[1], "tones")
-    assert wait_until(lambda: read_wav(out)[2].find(spoken) >= 0, timeout=30), \
+    assert wait_until(lambda: read_wav(out)[2].find(spoken) >= 0, timeout=30,
+                      interval=0.1), \
         "the spoken answer never reached the speaker"
     assert d.stop() == 0
     assert "Traceback" not in d.output and KEY not in d.output
     rate, channels, _ = read_wav(out)
     assert (rate, channels) == (24000, 1)
 
-
-def wait_until(predicate, timeout: float) -> bool:
-    done = threading.Event()
-    for _ in range(int(timeout / 0.1)):
-        if predicate():
-            return True
-        done.wait(0.1)
-    return predicate()
 
 
 def _two_questions(tmp_path: Path) -> Path:

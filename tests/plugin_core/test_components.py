@@ -12,6 +12,7 @@ import time
 
 import pykka
 import pytest
+from rtdproc import wait_until
 
 from rtd.actors.receiver import ReceiverActor
 from rtd.actors.sender import SenderActor
@@ -44,14 +45,6 @@ def _stop_actors():
     yield
     pykka.ActorRegistry.stop_all()
 
-
-def wait_until(predicate, timeout=5.0):
-    gate = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if predicate():
-            return True
-        gate.wait(0.02)
-    return predicate()
 
 
 class Recorder:
