@@ -86,15 +86,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     config = _load(args)
     problems = []
-    for where, a in (("audio.input", config.audio_input), ("audio.output", config.audio_output)):
+    for where, a, open_backend in (("audio.input", config.audio_input, open_input),
+                                   ("audio.output", config.audio_output, open_output)):
         if a.backend == "none":
             print(f"{where}: none")
             continue
         try:
-            if where == "audio.input":
-                backend = open_input(a.backend, device=a.device, path=a.path, where=where)
-            else:
-                backend = open_output(a.backend, device=a.device, path=a.path, where=where)
+            backend = open_backend(a.backend, device=a.device, path=a.path, where=where)
         except AudioError as exc:
             problems.append(str(exc))
             continue
