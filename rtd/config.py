@@ -9,16 +9,16 @@ edit instead of one restart per typo (the way Mopidy reports config errors).
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 import sys
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rtd.exceptions import ConfigError
+from rtd.schema import did_you_mean, setting, shown_fields, type_name, validate_table
 
 if typing.TYPE_CHECKING:
     from rtd.plugins import Registry
@@ -34,18 +34,6 @@ DEFAULT_PATHS = (Path("/etc/rtd/rtd.toml"), Path("etc/rtd.toml"))
 CREDENTIAL_NAME = "api_key"
 
 VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse", "marin", "cedar")
-
-
-def setting(default: Any, help: str, *, choices: tuple[Any, ...] | None = None,
-       min: float | None = None, max: float | None = None, secret: bool = False) -> Any:
-    """A schema field: its default, what it means (for docs and errors), the values it may take.
-
-    ``secret`` values are masked in `rtd config` and error messages.
-    """
-    meta = {"help": help, "choices": choices, "min": min, "max": max, "secret": secret}
-    if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
@@ -185,116 +173,6 @@ SECTIONS: dict[str, tuple[str, type]] = {
 }
 
 
-_NAMES = {str: ("a string", "strings"), int: ("an integer", "integers"),
-          float: ("a number", "numbers"), bool: ("true or false", "booleans")}
-
-
-def _type_name(t: Any, plural: bool = False) -> str:
-    """How a type reads in a message: "an integer", "a table of arrays of strings"."""
-    origin = typing.get_origin(t) or t
-    args = typing.get_args(t)
-    if origin is list:
-        return ("arrays" if plural else "an array") + (
-            f" of {_type_name(args[0], True)}" if args else "")
-    if origin is dict:
-        return ("tables" if plural else "a table") + (
-            f" of {_type_name(args[1], True)}" if len(args) == 2 else "")
-    return _NAMES.get(origin, (str(t), str(t)))[plural]
-
-
-def _conforms(value: Any, hint: Any) -> bool:
-    """Whether a TOML value has the shape of a (possibly nested) type hint."""
-    origin = typing.get_origin(hint) or hint
-    args = typing.get_args(hint)
-    if origin is list:
-        return isinstance(value, list) and all(_conforms(v, args[0]) for v in value) \
-            if args else isinstance(value, list)
-    if origin is dict:
-        return isinstance(value, dict) and (len(args) != 2 or all(
-            isinstance(k, str) and _conforms(v, args[1]) for k, v in value.items()))
-    if origin is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if origin is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, origin)
-
-
-def _toml_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
-
-
-def _suggest(key: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _check_value(where: str, f: dataclasses.Field, value: Any, hint: Any) -> tuple[Any, str | None]:
-    """Return the value coerced to the field's type, or a problem."""
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if type(None) in typing.get_args(hint) and len(args) == 1:  # Optional[X]: X when given
-        hint = args[0]
-    want = typing.get_origin(hint) or hint
-    got = _toml_type(value)
-    if not _conforms(value, hint):
-        shown = "" if f.metadata.get("secret") or want in (list, dict) else f" {value!r}"
-        return None, f"{where}: expected {_type_name(hint)}, got {got}{shown}"
-    if want is float:
-        value = float(value)
-    choices = f.metadata.get("choices")
-    if choices and value not in choices:
-        return None, (f"{where}: expected one of {', '.join(map(str, choices))}, got {value!r}"
-                      f"{_suggest(str(value), [str(c) for c in choices])}")
-    lo, hi = f.metadata.get("min"), f.metadata.get("max")
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        return None, f"{where}: expected a value from {lo} to {hi}, got {value!r}"
-    return value, None
-
-
-def validate_table(section: str, schema: type, raw: Any, problems: list[str],
-                   extra_keys: tuple[str, ...] = ()) -> Any:
-    """Build ``schema`` from a TOML table, appending every problem found to ``problems``.
-
-    Returns the instance built from the valid keys (defaults elsewhere), so one pass reports
-    everything and callers that tolerate errors can still look at the rest.
-    """
-    if not isinstance(raw, dict):
-        problems.append(f"{section}: expected a table, got {_toml_type(raw)}")
-        raw = {}
-    hints = typing.get_type_hints(schema)
-    fields = {f.name: f for f in dataclasses.fields(schema)}
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key in extra_keys:
-            continue
-        if key not in fields:
-            known = sorted([*fields, *extra_keys])
-            problems.append(f"{section}.{key}: unknown key{_suggest(key, known)}; "
-                            f"known keys: {', '.join(known)}")
-            continue
-        checked, problem = _check_value(f"{section}.{key}", fields[key], value, hints[key])
-        if problem:
-            problems.append(problem)
-        else:
-            values[key] = checked
-    try:
-        return schema(**values)
-    except (TypeError, ValueError) as exc:  # a schema's own cross-field check (__post_init__)
-        problems.append(f"{section}: {exc}")
-        return None
-
-
 def find_config(explicit: str | os.PathLike[str] | None) -> tuple[Path | None, str]:
     """Pick the config file: --config, then $RTD_CONFIG, then the default paths.
 
@@ -346,11 +224,11 @@ def parse(data: dict[str, Any], source: Path | None = None, *,
     data = dict(data)
     audio = data.pop("audio", {})
     if not isinstance(audio, dict):
-        problems.append(f"audio: expected a table with input and output, got {_toml_type(audio)}")
+        problems.append(f"audio: expected a table with input and output, got {type_name(audio)}")
         audio = {}
     for key in audio:
         if key not in ("input", "output"):
-            problems.append(f"audio.{key}: unknown table{_suggest(key, ['input', 'output'])}; "
+            problems.append(f"audio.{key}: unknown table{did_you_mean(key, ['input', 'output'])}; "
                             "known: audio.input, audio.output")
     component_tables = {kind: data.pop(kind, {}) for kind in ("tools", "senders", "receivers")}
     flat = {**{k: v for k, v in data.items()}, "audio.input": audio.get("input", {}),
@@ -358,7 +236,7 @@ def parse(data: dict[str, Any], source: Path | None = None, *,
     for section, raw in flat.items():
         if section not in SECTIONS:
             known = [*SECTIONS, "tools", "senders", "receivers"]
-            problems.append(f"{section}: unknown section{_suggest(section, known)}; "
+            problems.append(f"{section}: unknown section{did_you_mean(section, known)}; "
                             f"known sections: {', '.join(known)}")
             continue
         attr, schema = SECTIONS[section]
@@ -413,7 +291,7 @@ def _components(tables: dict[str, Any], registry: Registry, fatal: list[str]
     for kind, raw in tables.items():
         if not isinstance(raw, dict):
             fatal.append(f"{kind}: expected a table of [{kind}.NAME] tables, got "
-                         f"{_toml_type(raw)}")
+                         f"{type_name(raw)}")
             continue
         available = registry.of(kind)
         for name, table in raw.items():
@@ -421,13 +299,13 @@ def _components(tables: dict[str, Any], registry: Registry, fatal: list[str]
             component = available.get(name)
             if component is None:
                 disabled.append(f"{where}: no installed plugin provides a {kind[:-1]} named "
-                                f"{name!r}{_suggest(name, list(available))}; {kind} available: "
+                                f"{name!r}{did_you_mean(name, list(available))}; {kind} available: "
                                 f"{registry.describe(kind)}")
                 continue
             common_schema = _ToolCommon if kind == "tools" else _Common
             problems: list[str] = []
             if not isinstance(table, dict):
-                problems.append(f"{where}: expected a table, got {_toml_type(table)}")
+                problems.append(f"{where}: expected a table, got {type_name(table)}")
                 table = {}
             common_keys = tuple(f.name for f in dataclasses.fields(common_schema))
             common = validate_table(where, common_schema,
@@ -506,25 +384,28 @@ def resolve_api_key(provider: ProviderConfig, env: Mapping[str, str], problems: 
 
 
 def load(path: str | os.PathLike[str] | None = None, *, require_key: bool = True,
-         registry: Registry | None = None) -> Config:
-    """Find, read and validate the configuration; built-in defaults when no file exists."""
-    found, _how = find_config(path)
+         registry: Registry | None = None, say: Callable[[str], None] | None = None) -> Config:
+    """Find, read and validate the configuration; built-in defaults when no file exists.
+
+    ``say`` hears which file was chosen and why (the CLI prints it), in one line.
+    """
+    found, how = find_config(path)
     if found is None:
+        if say is not None:
+            say(f"no config file {how}; using built-in defaults")
         return parse({}, None, require_key=require_key, registry=registry)
+    if say is not None:
+        say(f"using config {found} ({how})")
     return parse(read_toml(found), found, require_key=require_key, registry=registry)
 
 
 def to_toml(config: Config) -> str:
     """The effective configuration as TOML, secrets masked, for `rtd config`."""
     lines: list[str] = []
-    for section, (attr, schema) in SECTIONS.items():
+    for section, (attr, _schema) in SECTIONS.items():
         lines.append(f"[{section}]")
-        obj = getattr(config, attr)
-        for f in dataclasses.fields(schema):
-            value = getattr(obj, f.name)
-            if f.metadata.get("secret") and isinstance(value, dict):
-                value = {k: "********" for k in value}
-            lines.append(f"{f.name} = {_toml_value(value)}")
+        lines.extend(f"{name} = {_toml_value(value)}"
+                     for name, value in shown_fields(getattr(config, attr)))
         if attr == "provider":
             origin = config.api_key.origin if config.api_key else "none"
             lines.append(f"# api key: {'set, from ' + origin if config.api_key else origin}")
@@ -535,12 +416,8 @@ def to_toml(config: Config) -> str:
         if c.kind == "tools" and c.timeout is not None:
             lines.append(f"timeout = {_toml_value(c.timeout)}")
         if c.settings is not None:
-            for f in dataclasses.fields(c.settings):
-                value = getattr(c.settings, f.name)
-                if f.metadata.get("secret"):
-                    value = {k: "********" for k in value} if isinstance(value, dict) \
-                        else "********"
-                lines.append(f"{f.name} = {_toml_value(value)}")
+            lines.extend(f"{name} = {_toml_value(value)}"
+                         for name, value in shown_fields(c.settings))
         lines.append("")
     for problem in config.component_problems:
         lines.append(f"# not running: {problem}")

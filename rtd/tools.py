@@ -24,11 +24,9 @@ in silence. Every failure becomes ``{"error": "..."}`` so the model can say what
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import dataclasses
 import datetime as _dt
-import difflib
 import enum
 import inspect
 import json
@@ -39,6 +37,8 @@ import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
+
+from rtd.schema import did_you_mean, type_name
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +120,8 @@ class Tool:
             kwargs[SETTINGS_PARAMETER] = settings
         result = self.function(**kwargs)
         if inspect.isawaitable(result):
+            import asyncio  # only tools that are coroutines pay for asyncio
+
             result = asyncio.run(_await(result))
         return result
 
@@ -221,21 +223,12 @@ def _show(value: Any) -> str:
 
 def _describe(value: Any) -> str:
     """What the model sent, for ``expected X, got Y``: "a string 'ten'", "an array"."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"a boolean {_show(value)}"
-    if isinstance(value, int):
-        return f"an integer {value}"
-    if isinstance(value, float):
-        return f"a number {value!r}"
-    if isinstance(value, str):
-        return f"a string {_show(value)}"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
+    kind = type_name(value, json=True)
+    if isinstance(value, (bool, str)):
+        return f"{kind} {_show(value)}"
+    if isinstance(value, (int, float)):
+        return f"{kind} {value!r}"
+    return kind
 
 
 def _check(value: Any, schema: Mapping[str, Any], where: str, problems: list[str]) -> None:
@@ -272,8 +265,7 @@ def _check_object(value: dict[str, Any], schema: Mapping[str, Any], where: str,
         if key in properties:
             _check(item, properties[key], path, problems)
         elif extra is False:
-            close = difflib.get_close_matches(key, list(properties), n=1, cutoff=0.6)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(key, properties)
             what = f"{where}: unknown key" if where else "unknown argument"
             problems.append(f"{what} {key!r}{hint}")
         elif isinstance(extra, Mapping):

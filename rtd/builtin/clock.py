@@ -6,7 +6,7 @@ import datetime as _dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from rtd.config import setting
+from rtd.schema import setting
 from rtd.tools import tool
 
 

@@ -18,7 +18,7 @@ from rtd.components import (
     TextEvent,
     ToolCallEvent,
 )
-from rtd.config import setting
+from rtd.schema import setting
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from rtd.components import Sender, SenderContext
-from rtd.config import setting
+from rtd.schema import setting
 
 MAX_LINE = 4096
 """Bytes: a longer line is refused, so one client cannot make rtd hold unbounded text."""
