@@ -104,8 +104,9 @@ from rtd.components import (
 )
 from rtd.config import ComponentConfig, Config, Secret, parse
 from rtd.exceptions import AuthenticationError, ConfigError, RtdError
+from rtd.exitcodes import EX_NOPERM, EX_SOFTWARE
 from rtd.hookspecs import hookimpl
-from rtd.messages import ConnectionState, Fatal, ResponseDone, ToolCall, ToolResult
+from rtd.messages import ConnectionState, Fatal, ResponseDone, ToolCall, ToolCallEvent
 from rtd.tools import Tool, tool
 
 if TYPE_CHECKING:
@@ -121,7 +122,6 @@ STOP_TIMEOUT = 2.0
 """Seconds the daemon's actors get to stop."""
 _POLL = 0.1
 """Granularity of every wait that must notice a stop."""
-_EX_NOPERM = 77
 _SOURCE = "rtd.Realtime"
 
 TEXT_KINDS = frozenset({"text", "text_chunk", "audio_transcript", "audio_transcript_chunk",
@@ -530,7 +530,7 @@ class Realtime:
         elif isinstance(message, ToolCall):
             with self._cond:
                 self._awaiting += 1
-        elif isinstance(message, ToolResult):
+        elif isinstance(message, ToolCallEvent):
             with self._cond:
                 self._awaiting = max(0, self._awaiting - 1)
                 if self._awaiting:
@@ -681,7 +681,7 @@ class Realtime:
                 self._exit_code = daemon.run()
             except Exception:
                 logger.exception("rtd app: supervisor failed")
-                self._exit_code = 70
+                self._exit_code = EX_SOFTWARE
             if self._drain and self._fatal is None and self._exit_code == 0:
                 deadline = time.monotonic() + DRAIN_TIMEOUT
                 while not self._abort_drain.is_set() and time.monotonic() < deadline:
@@ -736,7 +736,7 @@ class Realtime:
             return
         fatal, code = self._fatal, self._exit_code
         if fatal is not None:
-            error = AuthenticationError if fatal.exit_code == _EX_NOPERM else RtdError
+            error = AuthenticationError if fatal.exit_code == EX_NOPERM else RtdError
             raise error(fatal.reason)
         if code:
             raise RtdError(f"rtd stopped with exit code {code}: its actors kept crashing; "

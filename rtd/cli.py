@@ -18,13 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from rtd import __version__, logs
 from rtd import config as cfg
+from rtd import logs
+from rtd._version import __version__
 from rtd.exceptions import AudioError, ConfigError, RtdError
+from rtd.exitcodes import EX_CONFIG, EX_FAILURE, EX_OK
 
 logger = logging.getLogger("rtd")
-
-EX_CONFIG = 78
 
 
 class _Stop(Exception):
@@ -41,12 +41,8 @@ def _fail(message: str, code: int) -> int:
 
 
 def _load(args: argparse.Namespace, *, require_key: bool = True) -> cfg.Config:
-    path, how = cfg.find_config(args.config)
-    if path is None:
-        print(f"rtd: no config file {how}; using built-in defaults", file=sys.stderr)
-        return cfg.parse({}, None, require_key=require_key)
-    print(f"rtd: using config {path} ({how})", file=sys.stderr)
-    return cfg.parse(cfg.read_toml(path), path, require_key=require_key)
+    return cfg.load(args.config, require_key=require_key,
+                    say=lambda line: print(f"rtd: {line}", file=sys.stderr))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -62,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     daemon = Daemon(config)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
-    code = 0
+    code = EX_OK
     try:
         try:
             daemon.start()
@@ -72,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             logger.info("%s received; stopping", stop)
     except StartupError as exc:
         cause = exc.__cause__
-        code = 1  # a missing USB device may appear later: let systemd try again
+        code = EX_FAILURE  # a missing USB device may appear later: let systemd try again
         logger.error("cannot start: %s", cause if isinstance(cause, RtdError) else exc)
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -107,13 +103,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if problems:
         return _fail("\n".join(problems), EX_CONFIG)
     print("config OK")
-    return 0
+    return EX_OK
 
 
 def cmd_config(args: argparse.Namespace) -> int:
     config = _load(args, require_key=False)
     print(cfg.to_toml(config), end="")
-    return 0
+    return EX_OK
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -122,12 +118,12 @@ def cmd_devices(args: argparse.Namespace) -> int:
     devices = list_devices()
     if not devices:
         print("no audio devices found")
-        return 0
+        return EX_OK
     print(f"{'#':>3}  {'in':>3} {'out':>3}  {'rate':>6}  name (host API)")
     for d in devices:
         print(f"{d.index:>3}  {d.max_input_channels:>3} {d.max_output_channels:>3}  "
               f"{d.default_samplerate:>6.0f}  {d.name} ({d.hostapi})")
-    return 0
+    return EX_OK
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -152,7 +148,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                 print(f"  {kind[:-1]:8} {name:20} {mark}")
         for problem in info.problems:
             print(f"  problem: {problem}")
-    return 0
+    return EX_OK
 
 
 def cmd_say(args: argparse.Namespace) -> int:
@@ -176,22 +172,22 @@ def cmd_say(args: argparse.Namespace) -> int:
             reply = sock.makefile("rb").readline().decode(errors="replace").strip()
     except (FileNotFoundError, ConnectionRefusedError):
         return _fail(f"nothing listens on {path}: is rtd running with a [senders.socket] "
-                     "table?", 1)
+                     "table?", EX_FAILURE)
     except PermissionError:
         return _fail(f"permission denied on {path}: join the rtd group or check "
-                     "senders.socket.mode", 1)
+                     "senders.socket.mode", EX_FAILURE)
     except OSError as exc:
-        return _fail(f"cannot talk to {path}: {exc.strerror or exc}", 1)
+        return _fail(f"cannot talk to {path}: {exc.strerror or exc}", EX_FAILURE)
     if reply != "ok":
-        return _fail(f"rtd answered: {reply or 'nothing'}", 1)
-    return 0
+        return _fail(f"rtd answered: {reply or 'nothing'}", EX_FAILURE)
+    return EX_OK
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:
     from rtd.emulator import serve
 
     serve(args.host, args.port, args.scenario, args.api_key, args.voice, args.max_session)
-    return 0
+    return EX_OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -236,14 +232,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
             finished = finished and daemon.drained(timeout=10)
             time.sleep(0.3)  # a moment of room tone after the answer, as a speaker would play
         except StartupError as exc:
-            return _fail(f"demo could not start: {exc.__cause__ or exc}", 1)
+            return _fail(f"demo could not start: {exc.__cause__ or exc}", EX_FAILURE)
         finally:
             daemon.stop()
     if not finished:
-        return _fail(f"the demo conversation did not finish within {args.timeout:.0f} s", 1)
+        return _fail(f"the demo conversation did not finish within {args.timeout:.0f} s",
+                     EX_FAILURE)
     seconds = out.stat().st_size / 48000 if out.exists() else 0.0
     print(f"\nwrote {out} ({seconds:.1f} s of what the speaker played)")
-    return 0
+    return EX_OK
 
 
 def _wait_demo(emu, responses: threading.Semaphore, timeout: float) -> bool:
@@ -335,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc), EX_CONFIG)
     except RtdError as exc:
-        return _fail(str(exc), 1)
+        return _fail(str(exc), EX_FAILURE)
     except KeyboardInterrupt:
         return 130
 

@@ -19,33 +19,40 @@ from typing import Any
 
 import pykka
 
+from rtd.exitcodes import EX_SOFTWARE
 from rtd.messages import Fatal
 
 logger = logging.getLogger(__name__)
 
-EX_SOFTWARE = 70
-"""Exit code when actors keep crashing (sysexits.h: internal software error)."""
 LOSSY_BACKLOG = 200
-"""Messages waiting for an actor beyond which streaming chunks (``lossy`` types) are dropped
-for it: a receiver that cannot keep up loses chunks, not the daemon's memory."""
+"""Messages waiting for a lossy subscriber beyond which streaming chunks (``lossy`` types) are
+dropped for it: a receiver that cannot keep up loses chunks, not the daemon's memory."""
 
 
 class Bus:
-    """Delivers each message to every actor subscribed to its type; safe from any thread."""
+    """Delivers each message to every actor subscribed to its type; safe from any thread.
+
+    A payload is published once and reaches all its subscribers: the speaker and a receiver
+    get the same `AudioChunk`. Whether a subscriber may lose streaming chunks is a property of
+    the subscription, not of the message: plugin receivers subscribe lossily, the core actors
+    (the speaker) never lose one.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._routes: dict[type, tuple[str, ...]] = {}
+        self._routes: dict[type, tuple[tuple[str, bool], ...]] = {}
         self._refs: dict[str, pykka.ActorRef[Any]] = {}
         self._observers: tuple[Callable[[object], None], ...] = ()
         self.dropped: dict[str, int] = {}
         """Lossy messages dropped per actor name, because it fell behind."""
 
-    def subscribe(self, name: str, types: Iterable[type]) -> None:
+    def subscribe(self, name: str, types: Iterable[type], *, lossy: bool = False) -> None:
+        """Route ``types`` to ``name``; with ``lossy`` it may miss ``lossy`` chunks when behind."""
         with self._lock:
             for t in types:
-                if name not in self._routes.get(t, ()):
-                    self._routes[t] = (*self._routes.get(t, ()), name)
+                route = self._routes.get(t, ())
+                if all(n != name for n, _ in route):
+                    self._routes[t] = (*route, (name, lossy and getattr(t, "lossy", False)))
 
     def attach(self, name: str, ref: pykka.ActorRef[Any] | None) -> None:
         """Point a name at a (re)started actor, or at nothing while it is down."""
@@ -69,9 +76,7 @@ class Bus:
         return bool(self._routes.get(message_type))
 
     def publish(self, message: object) -> None:
-        names = self._routes.get(type(message), ())
-        lossy = getattr(message, "lossy", False)
-        for name in names:
+        for name, lossy in self._routes.get(type(message), ()):
             ref = self._refs.get(name)
             if ref is None:
                 continue
@@ -149,6 +154,8 @@ class Child:
     critical: bool = True
     """Core actors count towards the daemon's restart limit; plugin components never end the
     daemon: they are restarted after a growing delay instead."""
+    lossy: bool = False
+    """May miss streaming chunks when it falls behind (plugin receivers), see `Bus`."""
     ref: pykka.ActorRef[Any] | None = field(default=None, repr=False)
     crashes: deque[float] = field(default_factory=deque, repr=False)
 
@@ -190,7 +197,7 @@ class Supervisor:
         self._started: list[Child] = []
         self._timers: list[threading.Timer] = []
         for child in children:
-            self.bus.subscribe(child.name, child.receives)
+            self.bus.subscribe(child.name, child.receives, lossy=child.lossy)
         self.bus.observe(self._watch)
 
     def _watch(self, message: object) -> None:

@@ -9,8 +9,9 @@ import pykka
 import pytest
 from rtdproc import wait_until
 
+from rtd.exitcodes import EX_SOFTWARE
 from rtd.messages import Fatal
-from rtd.supervisor import EX_SOFTWARE, Bus, Child, RtdActor, StartupError, Supervisor
+from rtd.supervisor import Bus, Child, RtdActor, StartupError, Supervisor
 
 
 @dataclass(frozen=True)
