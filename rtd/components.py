@@ -15,138 +15,33 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
+
+# The plugin-facing part of the one vocabulary (rtd.messages), re-exported here so a plugin
+# imports everything it uses from one place.
+from rtd.messages import (
+    EVENT_TYPES,
+    AudioChunk,
+    AudioEvent,
+    AudioTranscript,
+    AudioTranscriptChunk,
+    Commit,
+    ErrorEvent,
+    InputAudio,
+    InputTranscript,
+    InputTranscriptChunk,
+    Interrupt,
+    Mute,
+    RequestResponse,
+    State,
+    StateEvent,
+    TextChunk,
+    TextEvent,
+    ToolCallEvent,
+    UserText,
+)
 
 logger = logging.getLogger(__name__)
-
-
-# -- events receivers subscribe to ------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AudioEvent:
-    """The assistant's whole spoken answer for one item, once the server sent all of it."""
-
-    kind: ClassVar[str] = "audio"
-    item_id: str
-    pcm: bytes
-    """24 kHz mono int16 little-endian."""
-
-
-@dataclass(frozen=True)
-class AudioChunk:
-    """A piece of the assistant's speech as it streams in."""
-
-    kind: ClassVar[str] = "audio_chunk"
-    lossy: ClassVar[bool] = True
-    item_id: str
-    pcm: bytes
-    """24 kHz mono int16 little-endian."""
-
-
-@dataclass(frozen=True)
-class TextEvent:
-    """The assistant's whole text answer for one item (session.output = "text")."""
-
-    kind: ClassVar[str] = "text"
-    item_id: str
-    text: str
-
-
-@dataclass(frozen=True)
-class TextChunk:
-    """A piece of the assistant's text answer as it streams in."""
-
-    kind: ClassVar[str] = "text_chunk"
-    lossy: ClassVar[bool] = True
-    item_id: str
-    text: str
-
-
-@dataclass(frozen=True)
-class AudioTranscript:
-    """The words of the assistant's whole spoken answer for one item."""
-
-    kind: ClassVar[str] = "audio_transcript"
-    item_id: str
-    text: str
-
-
-@dataclass(frozen=True)
-class AudioTranscriptChunk:
-    """A piece of the transcript of the assistant's speech as it streams in."""
-
-    kind: ClassVar[str] = "audio_transcript_chunk"
-    lossy: ClassVar[bool] = True
-    item_id: str
-    text: str
-
-
-@dataclass(frozen=True)
-class InputTranscript:
-    """What the user said in one turn, as transcribed by the server."""
-
-    kind: ClassVar[str] = "input_transcript"
-    item_id: str
-    text: str
-
-
-@dataclass(frozen=True)
-class InputTranscriptChunk:
-    """A piece of the transcript of the user's speech as it streams in."""
-
-    kind: ClassVar[str] = "input_transcript_chunk"
-    lossy: ClassVar[bool] = True
-    item_id: str
-    text: str
-
-
-@dataclass(frozen=True)
-class ToolCallEvent:
-    """A tool ran at the model's request (published after it returned)."""
-
-    kind: ClassVar[str] = "tool_call"
-    call_id: str
-    name: str
-    arguments: str
-    """The arguments as the JSON text the model produced."""
-    output: str
-    """What was sent back to the model."""
-
-    @property
-    def summary(self) -> str:
-        """'clock({}) -> {"time": ...}': the call as logs, consoles and transcripts show it."""
-        return f"{self.name}({self.arguments or '{}'}) -> {self.output}"
-
-
-State = Literal["idle", "listening", "thinking", "speaking", "error"]
-
-
-@dataclass(frozen=True)
-class StateEvent:
-    """The conversation changed state: idle, listening, thinking, speaking, or error."""
-
-    kind: ClassVar[str] = "state"
-    state: State
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class ErrorEvent:
-    """Something went wrong that the user may want to know about; the daemon goes on."""
-
-    kind: ClassVar[str] = "error"
-    source: str
-    """Where: "server", "connection", "tool", or a component's name."""
-    code: str
-    message: str
-
-
-EVENT_TYPES: dict[str, type] = {t.kind: t for t in (
-    AudioEvent, AudioChunk, TextEvent, TextChunk, AudioTranscript, AudioTranscriptChunk,
-    InputTranscript, InputTranscriptChunk, ToolCallEvent, StateEvent, ErrorEvent)}
-"""Every event kind a receiver may name in ``events``, with its type."""
 
 
 # -- receivers --------------------------------------------------------------------------------
@@ -183,37 +78,6 @@ class Receiver:
 # -- senders ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class UserText:
-    """A typed user message for the conversation."""
-
-    text: str
-    respond: bool = True
-    """Ask the model to answer right away."""
-
-
-@dataclass(frozen=True)
-class Commit:
-    """End the user's turn: commit the input audio buffer (manual turn taking)."""
-
-
-@dataclass(frozen=True)
-class RequestResponse:
-    """Ask the model to respond now."""
-
-
-@dataclass(frozen=True)
-class Interrupt:
-    """Stop the assistant: cancel the response and silence the speaker."""
-
-
-@dataclass(frozen=True)
-class Mute:
-    """Stop (or resume) sending the microphone to the server."""
-
-    muted: bool
-
-
 class SenderContext:
     """What a sender may do. Thread-safe; every method returns False once stopping."""
 
@@ -241,8 +105,6 @@ class SenderContext:
 
     def send_audio(self, pcm: bytes) -> bool:
         """Append 24 kHz mono int16 audio to the user's turn."""
-        from rtd.messages import InputAudio
-
         return self._send(InputAudio(bytes(pcm)))
 
     def commit(self) -> bool:
@@ -286,3 +148,11 @@ class Sender:
 
     def stop(self) -> None:
         """Unblock run() if it waits on something other than ctx.stopping (a socket, a pipe)."""
+
+
+__all__ = [
+    "EVENT_TYPES", "AudioChunk", "AudioEvent", "AudioTranscript", "AudioTranscriptChunk",
+    "Commit", "ErrorEvent", "InputTranscript", "InputTranscriptChunk", "Interrupt", "Mute",
+    "Receiver", "RequestResponse", "Sender", "SenderContext", "State", "StateEvent",
+    "TextChunk", "TextEvent", "ToolCallEvent", "UserText",
+]

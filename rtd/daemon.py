@@ -58,7 +58,7 @@ class Daemon:
             cls = self.registry.receivers[name]
             children.append(Child(f"receivers.{name}", self._component(ReceiverActor, cls,
                                                                        c.settings),
-                                  ReceiverActor.receives(cls), critical=False))
+                                  ReceiverActor.receives(cls), critical=False, lossy=True))
         if config.audio_output.backend != "none":
             children.append(Child("audio_output", self._start_output,
                                   AudioOutputActor.receives))

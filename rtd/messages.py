@@ -1,30 +1,31 @@
-"""The typed messages the core actors exchange through the supervisor's bus.
-
-What receivers and senders see and send lives in `rtd.components`.
+"""Every message rtd's actors exchange on the bus: one vocabulary, each payload published once.
 
 Immutable so one message can go to several actors without copies or races. Audio is always
 24 kHz mono signed 16-bit little-endian PCM ("pcm24"), the realtime protocol's format.
+
+**What plugins see** (re-exported by `rtd.components`, documented in docs/plugins.md): the
+event types in `EVENT_TYPES`, which receivers name by their ``kind``, and the sender messages
+(`UserText`, `Commit`, `RequestResponse`, `Interrupt`, `Mute`) that `SenderContext` sends.
+The rest (`InputAudio`, `OutputAudioDone`, `ToolCall`, `ConnectionState`, `ResponseStarted`,
+`ResponseDone`, `Fatal`) is the runtime's own and may change between releases.
+
+Streaming types are marked ``lossy``: a receiver that falls behind loses some of them rather
+than the daemon's memory. The core actors that take the same messages (the speaker takes
+`AudioChunk`) subscribe losslessly; see `rtd.supervisor.Bus`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+# -- the runtime's own ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class InputAudio:
     """Microphone audio on its way to the server."""
 
-    pcm: bytes
-    """pcm24: 24 kHz mono int16 little-endian."""
-
-
-@dataclass(frozen=True)
-class OutputAudio:
-    """A piece of the assistant's speech to play."""
-
-    item_id: str
-    """The assistant item the audio belongs to (for truncation after barge-in)."""
     pcm: bytes
     """pcm24: 24 kHz mono int16 little-endian."""
 
@@ -44,16 +45,6 @@ class ToolCall:
     name: str
     arguments: str
     """The arguments as the JSON text the model produced."""
-
-
-@dataclass(frozen=True)
-class ToolResult:
-    """A tool's answer, to go back to the model as `function_call_output`."""
-
-    call_id: str
-    name: str
-    output: str
-    """What the model reads: JSON text or plain text."""
 
 
 @dataclass(frozen=True)
@@ -86,3 +77,169 @@ class Fatal:
 
     reason: str
     exit_code: int = 1
+    """One of `rtd.exitcodes`."""
+
+
+# -- events receivers subscribe to -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AudioEvent:
+    """The assistant's whole spoken answer for one item, once the server sent all of it."""
+
+    kind: ClassVar[str] = "audio"
+    item_id: str
+    pcm: bytes
+    """24 kHz mono int16 little-endian."""
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A piece of the assistant's speech as it streams in: the speaker plays these."""
+
+    kind: ClassVar[str] = "audio_chunk"
+    lossy: ClassVar[bool] = True
+    item_id: str
+    pcm: bytes
+    """24 kHz mono int16 little-endian."""
+
+
+@dataclass(frozen=True)
+class TextEvent:
+    """The assistant's whole text answer for one item (session.output = "text")."""
+
+    kind: ClassVar[str] = "text"
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class TextChunk:
+    """A piece of the assistant's text answer as it streams in."""
+
+    kind: ClassVar[str] = "text_chunk"
+    lossy: ClassVar[bool] = True
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class AudioTranscript:
+    """The words of the assistant's whole spoken answer for one item."""
+
+    kind: ClassVar[str] = "audio_transcript"
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class AudioTranscriptChunk:
+    """A piece of the transcript of the assistant's speech as it streams in."""
+
+    kind: ClassVar[str] = "audio_transcript_chunk"
+    lossy: ClassVar[bool] = True
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class InputTranscript:
+    """What the user said in one turn, as transcribed by the server."""
+
+    kind: ClassVar[str] = "input_transcript"
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class InputTranscriptChunk:
+    """A piece of the transcript of the user's speech as it streams in."""
+
+    kind: ClassVar[str] = "input_transcript_chunk"
+    lossy: ClassVar[bool] = True
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallEvent:
+    """A tool's answer: the session sends ``output`` back to the model, receivers show it.
+
+    Published once, after the tool returned, failed or timed out.
+    """
+
+    kind: ClassVar[str] = "tool_call"
+    call_id: str
+    name: str
+    arguments: str
+    """The arguments as the JSON text the model produced."""
+    output: str
+    """What was sent back to the model."""
+
+    @property
+    def summary(self) -> str:
+        """'clock({}) -> {"time": ...}': the call as logs, consoles and transcripts show it."""
+        return f"{self.name}({self.arguments or '{}'}) -> {self.output}"
+
+
+State = Literal["idle", "listening", "thinking", "speaking", "error"]
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    """The conversation changed state: idle, listening, thinking, speaking, or error."""
+
+    kind: ClassVar[str] = "state"
+    state: State
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ErrorEvent:
+    """Something went wrong that the user may want to know about; the daemon goes on."""
+
+    kind: ClassVar[str] = "error"
+    source: str
+    """Where: "server", "connection", "tool", or a component's name."""
+    code: str
+    message: str
+
+
+EVENT_TYPES: dict[str, type] = {t.kind: t for t in (
+    AudioEvent, AudioChunk, TextEvent, TextChunk, AudioTranscript, AudioTranscriptChunk,
+    InputTranscript, InputTranscriptChunk, ToolCallEvent, StateEvent, ErrorEvent)}
+"""Every event kind a receiver may name in ``events``, with its type."""
+
+
+# -- what senders send ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserText:
+    """A typed user message for the conversation."""
+
+    text: str
+    respond: bool = True
+    """Ask the model to answer right away."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """End the user's turn: commit the input audio buffer (manual turn taking)."""
+
+
+@dataclass(frozen=True)
+class RequestResponse:
+    """Ask the model to respond now."""
+
+
+@dataclass(frozen=True)
+class Interrupt:
+    """Stop the assistant: cancel the response and silence the speaker."""
+
+
+@dataclass(frozen=True)
+class Mute:
+    """Stop (or resume) sending the microphone to the server."""
+
+    muted: bool

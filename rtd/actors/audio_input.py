@@ -7,8 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rtd.audio import AudioInput
-from rtd.components import Mute
-from rtd.messages import InputAudio
+from rtd.messages import InputAudio, Mute
 from rtd.supervisor import Bus, RtdActor
 
 logger = logging.getLogger(__name__)

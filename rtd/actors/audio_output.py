@@ -6,14 +6,13 @@ from collections.abc import Callable
 from typing import Any
 
 from rtd.audio import AudioOutput
-from rtd.components import Interrupt
-from rtd.messages import OutputAudio, OutputAudioDone
+from rtd.messages import AudioChunk, Interrupt, OutputAudioDone
 from rtd.supervisor import Bus, RtdActor
 
 
 class AudioOutputActor(RtdActor):
     name = "audio_output"
-    receives = (OutputAudio, OutputAudioDone, Interrupt)
+    receives = (AudioChunk, OutputAudioDone, Interrupt)
 
     def __init__(self, bus: Bus, on_crash: Callable[[str, BaseException], None],
                  backend: AudioOutput) -> None:
@@ -24,7 +23,7 @@ class AudioOutputActor(RtdActor):
         self.backend.start()
 
     def handle(self, message: Any) -> Any:
-        if isinstance(message, OutputAudio):
+        if isinstance(message, AudioChunk):
             self.backend.play(message.item_id, message.pcm)
         elif isinstance(message, OutputAudioDone):
             self.backend.end_item(message.item_id)

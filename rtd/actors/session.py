@@ -18,34 +18,32 @@ from typing import Any
 
 import pykka
 
-from rtd.components import (
+from rtd.exceptions import AuthenticationError, ConnectionFailed
+from rtd.exitcodes import EX_FAILURE, EX_NOPERM
+from rtd.messages import (
     AudioChunk,
     AudioEvent,
     AudioTranscript,
     AudioTranscriptChunk,
     Commit,
+    ConnectionState,
     ErrorEvent,
+    Fatal,
+    InputAudio,
     InputTranscript,
     InputTranscriptChunk,
     Interrupt,
+    OutputAudioDone,
     RequestResponse,
+    ResponseDone,
+    ResponseStarted,
     State,
     StateEvent,
     TextChunk,
     TextEvent,
-    UserText,
-)
-from rtd.exceptions import AuthenticationError, ConnectionFailed
-from rtd.messages import (
-    ConnectionState,
-    Fatal,
-    InputAudio,
-    OutputAudio,
-    OutputAudioDone,
-    ResponseDone,
-    ResponseStarted,
     ToolCall,
-    ToolResult,
+    ToolCallEvent,
+    UserText,
 )
 from rtd.protocol import events
 from rtd.protocol.connection import FATAL_CLOSE_CODES, RealtimeConnection, open_endpoint
@@ -56,8 +54,6 @@ from rtd.supervisor import Bus, RtdActor
 logger = logging.getLogger(__name__)
 conversation = logging.getLogger("rtd.conversation")
 
-EX_NOPERM = 77
-"""Exit code when the server refuses the credentials (sysexits.h)."""
 #: Error codes after which the session cannot work by retrying.
 FATAL_ERROR_CODES = {"invalid_api_key", "beta_api_shape_disabled"}
 #: Seconds of microphone audio kept while disconnected, sent once connected.
@@ -150,7 +146,7 @@ class _Link(threading.Thread):
             if self.stopping.is_set():
                 return
             if conn.close_code in FATAL_CLOSE_CODES:
-                code = EX_NOPERM if conn.close_code == 3000 else 1
+                code = EX_NOPERM if conn.close_code == 3000 else EX_FAILURE
                 self.tell(Fatal(f"{self.target.safe_url}: {FATAL_CLOSE_CODES[conn.close_code]}",
                                 code))
                 return
@@ -178,7 +174,7 @@ class _Link(threading.Thread):
 
 class SessionActor(RtdActor):
     name = "session"
-    receives = (InputAudio, ToolResult, UserText, Commit, RequestResponse, Interrupt)
+    receives = (InputAudio, ToolCallEvent, UserText, Commit, RequestResponse, Interrupt)
 
     def __init__(self, bus: Bus, on_crash: Callable[[str, BaseException], None],
                  target: Endpoint, session_update: Mapping[str, Any], *,
@@ -222,7 +218,7 @@ class SessionActor(RtdActor):
         elif isinstance(message, _Event):
             if message.conn is self.conn:
                 self._handle(message.event)
-        elif isinstance(message, ToolResult):
+        elif isinstance(message, ToolCallEvent):
             self._tool_result(message)
         elif isinstance(message, (UserText, RequestResponse, Commit)):
             if self.conn is None:
@@ -334,7 +330,7 @@ class SessionActor(RtdActor):
         self._set_state("error", code)
         if code in FATAL_ERROR_CODES:
             self.bus.publish(Fatal(f"server error {code}: {text}",
-                                   EX_NOPERM if code == "invalid_api_key" else 1))
+                                   EX_NOPERM if code == "invalid_api_key" else EX_FAILURE))
 
     def _on_response_created(self, event: ServerEvent) -> None:
         self._response_active = True
@@ -343,8 +339,8 @@ class SessionActor(RtdActor):
 
     def _on_audio_delta(self, event: ServerEvent) -> None:
         item, pcm = event["item_id"], events.decode_audio(event["delta"])
-        self.bus.publish(OutputAudio(item, pcm))
-        self.bus.publish(AudioChunk(item, pcm))
+        if self.bus.wants(AudioChunk):
+            self.bus.publish(AudioChunk(item, pcm))
         if self.bus.wants(AudioEvent):
             self._item_audio.setdefault(item, []).append(pcm)
         self._set_state("speaking")
@@ -356,10 +352,13 @@ class SessionActor(RtdActor):
             self.bus.publish(AudioEvent(item, b"".join(self._item_audio.pop(item))))
 
     def _on_audio_transcript_delta(self, event: ServerEvent) -> None:
-        self.bus.publish(AudioTranscriptChunk(event.get("item_id", ""), event.get("delta", "")))
+        if self.bus.wants(AudioTranscriptChunk):
+            self.bus.publish(AudioTranscriptChunk(event.get("item_id", ""),
+                                                  event.get("delta", "")))
 
     def _on_text_delta(self, event: ServerEvent) -> None:
-        self.bus.publish(TextChunk(event.get("item_id", ""), event.get("delta", "")))
+        if self.bus.wants(TextChunk):
+            self.bus.publish(TextChunk(event.get("item_id", ""), event.get("delta", "")))
         self._set_state("speaking")
 
     def _on_assistant_text(self, event: ServerEvent) -> None:
@@ -370,7 +369,9 @@ class SessionActor(RtdActor):
             self.bus.publish(kind(event.get("item_id", ""), text))
 
     def _on_user_transcript_delta(self, event: ServerEvent) -> None:
-        self.bus.publish(InputTranscriptChunk(event.get("item_id", ""), event.get("delta", "")))
+        if self.bus.wants(InputTranscriptChunk):
+            self.bus.publish(InputTranscriptChunk(event.get("item_id", ""),
+                                                  event.get("delta", "")))
 
     def _on_user_transcript(self, event: ServerEvent) -> None:
         text = str(event.get("transcript", "")).strip()
@@ -422,7 +423,7 @@ class SessionActor(RtdActor):
         if self._response_owed and not self._awaiting:
             self._request_response()
 
-    def _tool_result(self, result: ToolResult) -> None:
+    def _tool_result(self, result: ToolCallEvent) -> None:
         if result.call_id not in self._awaiting:
             logger.info("result of %s arrived after its conversation ended; dropped", result.name)
             return

@@ -18,9 +18,8 @@ from typing import Any
 
 import pykka
 
-from rtd.components import ToolCallEvent
 from rtd.config import DEFAULT_TOOL_TIMEOUT
-from rtd.messages import ToolCall, ToolResult
+from rtd.messages import ToolCall, ToolCallEvent
 from rtd.supervisor import Bus, RtdActor
 from rtd.tools import Tool
 
@@ -106,7 +105,6 @@ class ToolsActor(RtdActor):
     def _answer(self, call: ToolCall, output: str) -> None:
         event = ToolCallEvent(call.call_id, call.name, call.arguments, output)
         conversation.info("tool: %s", event.summary)
-        self.bus.publish(ToolResult(call.call_id, call.name, output))
         self.bus.publish(event)
 
     def release(self) -> None:

@@ -22,12 +22,14 @@ from rtd.components import (
     Commit,
     ErrorEvent,
     InputTranscript,
+    InputTranscriptChunk,
     Interrupt,
     RequestResponse,
     StateEvent,
+    TextChunk,
     UserText,
 )
-from rtd.messages import Fatal, OutputAudio, ToolCall, ToolResult
+from rtd.messages import Fatal, ToolCall, ToolCallEvent
 from rtd.protocol.connection import RealtimeConnection
 from rtd.protocol.events import ServerEvent
 from rtd.protocol.providers import Endpoint
@@ -112,7 +114,7 @@ def test_output_then_response_create_after_response_done(h):
     h.feed(*call_events("resp_1", "call_1", "completed"))
     # before the tool answers, the server starts another response (e.g. the user spoke)
     h.feed({"type": "response.created", "response": {"id": "resp_2"}})
-    h.tell(ToolResult("call_1", "clock", '{"time": "10:00"}'))
+    h.tell(ToolCallEvent("call_1", "clock", "{}", '{"time": "10:00"}'))
     assert h.sent_types()[-1] == "conversation.item.create"
     assert h.conn.sent[-1]["item"] == {"type": "function_call_output", "call_id": "call_1",
                                        "output": '{"time": "10:00"}'}
@@ -128,9 +130,9 @@ def test_response_create_waits_for_every_parallel_call(h):
            *[{"type": "response.function_call_arguments.done", "response_id": rid,
               "call_id": c, "name": "clock", "arguments": "{}"} for c in ("a", "b")],
            {"type": "response.done", "response": {"id": rid, "status": "completed"}})
-    h.tell(ToolResult("a", "clock", "1"))
+    h.tell(ToolCallEvent("a", "clock", "{}", "1"))
     assert "response.create" not in h.sent_types()
-    h.tell(ToolResult("b", "clock", "2"))
+    h.tell(ToolCallEvent("b", "clock", "{}", "2"))
     assert h.sent_types()[-3:] == ["conversation.item.create", "conversation.item.create",
                                    "response.create"]
 
@@ -144,13 +146,14 @@ def test_calls_listed_only_in_response_output_still_run(h):
 
 def test_late_tool_result_is_dropped(h, caplog):
     caplog.set_level(logging.INFO, "rtd.actors.session")
-    h.tell(ToolResult("nobody", "clock", "{}"))
+    h.tell(ToolCallEvent("nobody", "clock", "{}", "{}"))
     assert h.sent_types() == ["session.update"]
     assert "arrived after its conversation ended" in caplog.text
 
 
 def test_audio_transcripts_and_errors(h, caplog):
     caplog.set_level(logging.INFO)
+    h.bus.subscribe("audio_output", [AudioChunk])
     pcm = b"\x01\x00" * 480
     h.feed({"type": "response.output_audio.delta", "item_id": "it1",
             "delta": base64.b64encode(pcm).decode()},
@@ -160,8 +163,7 @@ def test_audio_transcripts_and_errors(h, caplog):
             "content_index": 0, "transcript": " Hi "},
            {"type": "error", "error": {"type": "invalid_request_error", "code": "bad_thing",
                                        "message": "That was bad.", "event_id": "evt_7"}})
-    assert h.of(OutputAudio) == [OutputAudio("it1", pcm)]
-    assert h.of(AudioChunk) == [AudioChunk("it1", pcm)]
+    assert h.of(AudioChunk) == [AudioChunk("it1", pcm)]  # once, for speaker and receivers
     assert h.of(AudioTranscript) == [AudioTranscript("it1", "Hello there.")]
     assert h.of(InputTranscript) == [InputTranscript("u1", "Hi")]
     assert h.of(ErrorEvent) == [ErrorEvent("server", "bad_thing", "That was bad.")]
@@ -205,8 +207,18 @@ def test_whole_item_audio_only_when_a_receiver_wants_it(h):
     assert h.of(AudioEvent) == []  # nobody subscribed: the session keeps no copy
 
 
+def test_chunks_are_built_only_for_subscribers(h):
+    h.feed({"type": "response.output_audio.delta", "item_id": "x", "delta": "AAAA"},
+           {"type": "response.output_audio_transcript.delta", "item_id": "x", "delta": "Hel"},
+           {"type": "response.output_text.delta", "item_id": "x", "delta": "Hel"},
+           {"type": "conversation.item.input_audio_transcription.delta", "item_id": "u",
+            "delta": "Hi"})
+    assert h.of(AudioChunk) == h.of(AudioTranscriptChunk) == []
+    assert h.of(TextChunk) == h.of(InputTranscriptChunk) == []
+
+
 def test_whole_item_audio_and_chunks_for_receivers(h):
-    h.bus.subscribe("receivers.recorder", [AudioEvent])
+    h.bus.subscribe("receivers.recorder", [AudioEvent, AudioChunk, AudioTranscriptChunk])
     parts = [b"\x01\x00" * 10, b"\x02\x00" * 10]
     h.feed(*[{"type": "response.output_audio.delta", "item_id": "it",
               "delta": base64.b64encode(p).decode()} for p in parts],

@@ -35,7 +35,7 @@ from rtd.components import (
     ToolCallEvent,
     UserText,
 )
-from rtd.messages import ToolCall, ToolResult
+from rtd.messages import ToolCall
 from rtd.supervisor import LOSSY_BACKLOG, Bus, Child, Ping, Supervisor
 from rtd.tools import tool
 
@@ -115,13 +115,20 @@ def test_lossy_chunks_are_dropped_for_a_receiver_that_falls_behind():
             release.wait(5)
 
     ref = ReceiverActor.start(bus, lambda n, e: None, Slow())
-    bus.subscribe("slow", ReceiverActor.receives(Slow))
+    core = ReceiverActor.start(bus, lambda n, e: None, Slow())
+    bus.subscribe("slow", ReceiverActor.receives(Slow), lossy=True)
+    bus.subscribe("core", ReceiverActor.receives(Slow))  # a core actor never loses a chunk
     bus.attach("slow", ref)
-    for i in range(LOSSY_BACKLOG + 50):
-        bus.publish(TextChunk("i", str(i)))
-    assert bus.dropped["slow"] >= 40
-    assert ref.actor_inbox.qsize() <= LOSSY_BACKLOG + 1
-    release.set()
+    bus.attach("core", core)
+    try:
+        for i in range(LOSSY_BACKLOG + 50):
+            bus.publish(TextChunk("i", str(i)))
+        assert bus.dropped["slow"] >= 40
+        assert ref.actor_inbox.qsize() <= LOSSY_BACKLOG + 1
+        assert "core" not in bus.dropped
+        assert core.actor_inbox.qsize() >= LOSSY_BACKLOG + 49
+    finally:
+        release.set()
 
 
 def test_console_receiver_prints_the_conversation():
@@ -333,8 +340,8 @@ def test_tools_actor_runs_validates_and_enforces_deadlines(caplog):
     ref.tell(ToolCall("c2", "add", '{"a": "two"}'))
     ref.tell(ToolCall("c3", "slow", '{"seconds": 3}'))
     ref.tell(ToolCall("c4", "missing", "{}"))
-    assert wait_until(lambda: len(rec.of(ToolResult)) == 4, timeout=10)
-    out = {r.call_id: r.output for r in rec.of(ToolResult)}
+    assert wait_until(lambda: len(rec.of(ToolCallEvent)) == 4, timeout=10)
+    out = {r.call_id: r.output for r in rec.of(ToolCallEvent)}
     assert out["c1"] == "5"
     assert "invalid arguments" in json.loads(out["c2"])["error"]
     assert json.loads(out["c3"]) == {"error": "the tool did not finish within 0.3 seconds"}
