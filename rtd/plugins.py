@@ -104,7 +104,7 @@ def load(extra: Iterable[tuple[str, object]] = (),
     eps = _entry_points() if entry_points is None else list(entry_points)
     if entry_points is None and not any(ep.value == BUILTIN for ep in eps):
         # running from a source tree that was never pip-installed: no entry points exist
-        from rtd import __version__
+        from rtd._version import __version__
         from rtd.builtin import plugin as builtin
 
         loaded.append((PluginInfo("builtin", "rtd", __version__), builtin))

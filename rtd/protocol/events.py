@@ -9,10 +9,29 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from rtd.config import SessionConfig
 from rtd.exceptions import ProtocolError
+
+
+class SessionSettings(Protocol):
+    """What `session_update` reads: the fields of rtd's ``[session]`` table.
+
+    A protocol rather than the config class, so this package stays below the configuration
+    (a script can pass any object with these attributes).
+    """
+
+    instructions: str
+    voice: str
+    output: str
+    turn_detection: str
+    transcription_model: str
+    language: str
+    vad_threshold: float
+    silence_ms: int
+    eagerness: str
+    noise_reduction: str
+    speed: float
 
 #: The 11 client events of the GA protocol.
 CLIENT_EVENT_TYPES = frozenset({
@@ -135,7 +154,7 @@ def user_text(text: str) -> dict[str, Any]:
                      "content": [{"type": "input_text", "text": text}]}}
 
 
-def session_update(session: SessionConfig, model: str,
+def session_update(session: SessionSettings, model: str,
                    tools: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The GA `session.update` for a configuration: nested audio config, pcm at 24 kHz.
 
