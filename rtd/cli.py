@@ -150,9 +150,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     registry = default_registry()
     path, _how = cfg.find_config(args.config)
     enabled: dict[str, set[str]] = {}
+    failing: set[tuple[str, str]] = set()
     try:
         config = _load(args, require_key=False)
         enabled = {kind: set(config.enabled(kind)) for kind in ("tools", "senders", "receivers")}
+        passed, _problems = _self_check(config)
+        failing = {(c.kind, c.name) for c in config.components} - {
+            (c.kind, c.name) for c in passed.components}
     except ConfigError as exc:
         print(f"rtd: (cannot mark what is enabled: {exc})", file=sys.stderr)
     for info in registry.plugins:
@@ -161,6 +165,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         for kind, names in info.provides.items():
             for name in names:
                 mark = "enabled" if name in enabled.get(kind, ()) else "available"
+                if (kind, name) in failing:
+                    mark = "enabled, but its self-check fails (see rtd check)"
                 print(f"  {kind[:-1]:8} {name:20} {mark}")
         for problem in info.problems:
             print(f"  problem: {problem}")

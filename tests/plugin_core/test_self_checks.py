@@ -147,3 +147,13 @@ def test_rtd_run_logs_a_failed_self_check_and_runs_without_the_component(run_rtd
         assert update["session"].get("tools", []) == []  # the model is not offered the clock
         assert d.stop() == 0
     assert "Traceback" not in d.output and KEY not in d.output
+
+
+def test_rtd_plugins_marks_an_enabled_component_whose_check_fails(run_rtd, tmp_path):
+    conf = tmp_path / "rtd.toml"
+    conf.write_text('[tools.clock]\ntimezone = "Mars/Base"\n[receivers.console]\n')
+    d = run_rtd("plugins", "--config", str(conf))
+    assert d.wait(timeout=30) == 0, d.output
+    rows = {tuple(line.split(None, 2)) for line in d.lines if line.startswith("  ")}
+    assert ("tool", "clock", "enabled, but its self-check fails (see rtd check)") in rows
+    assert ("receiver", "console", "enabled") in rows
