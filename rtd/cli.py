@@ -53,7 +53,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _load(args)
     logs.setup(args.log_level or config.log.level,
                [config.api_key.value] if config.api_key else [])
-    for problem in config.component_problems:
+    config, checked = _self_check(config)
+    for problem in (*config.component_problems, *checked):
         logger.warning("not running: %s", problem)
     daemon = Daemon(config)
     signal.signal(signal.SIGTERM, _raise_stop)
@@ -77,10 +78,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
+def _self_check(config: cfg.Config) -> tuple[cfg.Config, tuple[str, ...]]:
+    """The config without the components whose own check found a problem, and the problems."""
+    from rtd.plugins import self_check
+
+    passed, problems = self_check(config.components, cfg.default_registry())
+    return dataclasses.replace(config, components=passed), problems
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from rtd.audio import open_input, open_output
 
+    logs.setup("warning")  # a plugin's load problems as log lines, like `rtd run` shows them
     config = _load(args)
+    config, checked = _self_check(config)
     problems = []
     for where, a, open_backend in (("audio.input", config.audio_input, open_input),
                                    ("audio.output", config.audio_output, open_output)):
@@ -100,6 +111,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for kind in ("tools", "senders", "receivers"):
         print(f"{kind}: {', '.join(config.enabled(kind)) or 'none'}")
     problems.extend(config.component_problems)
+    problems.extend(checked)
     if problems:
         return _fail("\n".join(problems), EX_CONFIG)
     print("config OK")
@@ -134,17 +146,23 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     registry = default_registry()
     path, _how = cfg.find_config(args.config)
     enabled: dict[str, set[str]] = {}
+    failing: set[tuple[str, str]] = set()
     try:
         config = _load(args, require_key=False)
         enabled = {kind: set(config.enabled(kind)) for kind in ("tools", "senders", "receivers")}
+        passed, _problems = _self_check(config)
+        failing = {(c.kind, c.name) for c in config.components} - {
+            (c.kind, c.name) for c in passed.components}
     except ConfigError as exc:
         print(f"rtd: (cannot mark what is enabled: {exc})", file=sys.stderr)
     for info in registry.plugins:
         version = f" {info.version}" if info.version else ""
-        print(f"{info.name} ({info.package}{version}): {info.status}")
+        print(f"{info.name} ({info.package}{version}): {info.status_text}")
         for kind, names in info.provides.items():
             for name in names:
                 mark = "enabled" if name in enabled.get(kind, ()) else "available"
+                if (kind, name) in failing:
+                    mark = "enabled, but its self-check fails (see rtd check)"
                 print(f"  {kind[:-1]:8} {name:20} {mark}")
         for problem in info.problems:
             print(f"  problem: {problem}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
 # The plugin-facing part of the one vocabulary (rtd.messages), re-exported here so a plugin
@@ -63,6 +63,16 @@ class Receiver:
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings
+
+    @classmethod
+    def check(cls, settings: Any) -> Iterable[str]:
+        """Problems with the validated ``settings`` on this machine, for `rtd check`.
+
+        Each is a ``"key: what is wrong"`` string (a path that cannot be written, a device
+        that is missing); rtd reports it as ``receivers.NAME.key: ...`` and runs without the
+        receiver. Look, do not touch: create nothing, open nothing for long.
+        """
+        return ()
 
     def start(self) -> None:
         """Acquire resources (open files, sockets) before the first event."""
@@ -142,6 +152,15 @@ class Sender:
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings
+
+    @classmethod
+    def check(cls, settings: Any) -> Iterable[str]:
+        """Problems with the validated ``settings`` on this machine, for `rtd check`.
+
+        As `Receiver.check`: ``"key: what is wrong"`` strings, reported as
+        ``senders.NAME.key: ...``; the sender does not run while any is reported.
+        """
+        return ()
 
     def run(self, ctx: SenderContext) -> None | Awaitable[None]:
         raise NotImplementedError

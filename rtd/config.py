@@ -134,6 +134,9 @@ class ComponentConfig:
     """An instance of the component's Settings dataclass, or None when it has none."""
     timeout: float | None = None
     """Tools only: seconds before the call is abandoned; None: the tool's own default."""
+    component: Any = None
+    """The `Tool`, or the Sender or Receiver class, its plugin built for these settings (the
+    second call of its ``register_*`` hook); None: the registry's, by name."""
 
 
 @dataclass(frozen=True)
@@ -325,7 +328,18 @@ def _components(tables: dict[str, Any], registry: Registry, fatal: list[str]
             if common.enabled:
                 enabled.append(ComponentConfig(kind, name, settings,
                                                getattr(common, "timeout", None)))
-    return tuple(enabled), tuple(disabled)
+    # The second round: each plugin builds its enabled components for their settings.
+    configured: dict[tuple[str, str], Any] = {}
+    for kind in tables:
+        ours = {c.name: c.settings for c in enabled if c.kind == kind}
+        if not ours:
+            continue
+        components, refused = registry.configure(kind, ours)
+        configured.update({(kind, name): component for name, component in components.items()})
+        disabled.extend(f"{kind}.{name}: {problem} ({kind}.{name} is disabled)"
+                        for name, problem in refused.items())
+    return tuple(dataclasses.replace(c, component=configured[(c.kind, c.name)])
+                 for c in enabled if (c.kind, c.name) in configured), tuple(disabled)
 
 
 def _check_provider(config: Config, problems: list[str]) -> None:

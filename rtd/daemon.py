@@ -47,7 +47,7 @@ class Daemon:
         #: The speaker backend currently in use (replaced when its actor restarts).
         self.output: AudioOutput | None = None
         p = config.provider
-        self.tools = {name: (self.registry.tools[name], c.settings, c.timeout)
+        self.tools = {name: (c.component or self.registry.tools[name], c.settings, c.timeout)
                       for name, c in config.enabled("tools").items()}
         key = config.api_key.value if config.api_key else None
         self.endpoint = endpoint(p.name, p.model, key, p.url, p.headers)
@@ -55,7 +55,7 @@ class Daemon:
             config.session, p.model, [tool.schema() for tool, _, _ in self.tools.values()])
         children = [Child("tools", self._start_tools, ToolsActor.receives)]
         for name, c in config.enabled("receivers").items():
-            cls = self.registry.receivers[name]
+            cls = c.component or self.registry.receivers[name]
             children.append(Child(f"receivers.{name}", self._component(ReceiverActor, cls,
                                                                        c.settings),
                                   ReceiverActor.receives(cls), critical=False, lossy=True))
@@ -64,7 +64,7 @@ class Daemon:
                                   AudioOutputActor.receives))
         children.append(Child("session", self._start_session, SessionActor.receives))
         for name, c in config.enabled("senders").items():
-            cls = self.registry.senders[name]
+            cls = c.component or self.registry.senders[name]
             children.append(Child(f"senders.{name}", self._component(SenderActor, cls,
                                                                      c.settings),
                                   critical=False))

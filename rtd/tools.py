@@ -34,7 +34,7 @@ import logging
 import re
 import types
 import typing
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Union
 
@@ -50,6 +50,8 @@ _SUPPORTED = ("str, int, float, bool, Literal[...], an Enum subclass, list[X], o
               "of those")
 
 Converter = Callable[[Any], Any]
+Checker = Callable[[Any], Iterable[str]]
+"""A tool's self-check: its validated settings in, ``"key: what is wrong"`` lines out."""
 
 
 # -- the Tool ---------------------------------------------------------------------------------
@@ -81,6 +83,9 @@ class Tool:
     #: (Enum members, ints for integral floats); filled in by `tool`, empty for hand-built tools.
     converters: Mapping[str, Converter] = field(default_factory=dict, repr=False, compare=False,
                                                kw_only=True)
+    #: What `check` runs (``@tool(check=)``): problems of the settings that only this machine
+    #: can show (a time zone it lacks, a path it cannot write), for `rtd check`.
+    checker: Checker | None = field(default=None, repr=False, compare=False, kw_only=True)
 
     def schema(self) -> dict[str, Any]:
         """The tool as the `tools` entry of a GA `session.update`.
@@ -89,6 +94,20 @@ class Tool:
         """
         return {"type": "function", "name": self.name, "description": self.description,
                 "parameters": copy.deepcopy(dict(self.parameters))}
+
+    def check(self, settings: Any = None) -> list[str]:
+        """Problems with ``settings`` on this machine, as ``"key: what is wrong"`` lines.
+
+        Run by `rtd check` and before `rtd run` starts, so that a mistake the table's types
+        cannot show is reported with the other configuration problems instead of at the
+        model's first call. None means the settings class's defaults; no checker, no problems.
+        """
+        if self.checker is None:
+            return []
+        if settings is None and self.settings is not None:
+            settings = self.settings()
+        found = self.checker(settings)
+        return [found] if isinstance(found, str) else list(found or ())
 
     def validate(self, arguments: Any) -> list[str]:
         """Every problem with the model's (JSON-decoded) arguments; empty when they are valid.
@@ -450,7 +469,7 @@ def _schema_for(hint: Any) -> tuple[dict[str, Any], Converter | None]:
 
 
 def _build(function: Callable[..., Any], name: str | None, description: str | None,
-           settings: type | None, timeout: float | None) -> Tool:
+           settings: type | None, timeout: float | None, check: Checker | None) -> Tool:
     if not inspect.isfunction(function) and not inspect.ismethod(function):
         raise TypeError(f"@tool expects a function, got {function!r}")
     where = f"@tool {function.__qualname__}"
@@ -465,6 +484,9 @@ def _build(function: Callable[..., Any], name: str | None, description: str | No
                                      and dataclasses.is_dataclass(settings)):
         raise TypeError(f"{where}: settings must be a dataclass (validated from "
                         f"[tools.{name}]), got {settings!r}")
+    if check is not None and not callable(check):
+        raise TypeError(f"{where}: check must be a function taking the settings and returning "
+                        f"'key: message' strings, got {check!r}")
     summary, documented = parse_docstring(inspect.getdoc(function))
     if description is None:
         description = summary
@@ -536,7 +558,8 @@ def _build(function: Callable[..., Any], name: str | None, description: str | No
     parameters["additionalProperties"] = False
     return Tool(name=name, description=description, parameters=parameters, function=function,
                 settings=settings, takes_settings=takes_settings,
-                timeout=None if timeout is None else float(timeout), converters=converters)
+                timeout=None if timeout is None else float(timeout), converters=converters,
+                checker=check)
 
 
 def _default_json(value: Any) -> Any:
@@ -556,28 +579,31 @@ def tool(function: Callable[..., Any], /) -> Tool: ...
 
 @typing.overload
 def tool(*, name: str | None = None, description: str | None = None,
-         settings: type | None = None, timeout: float | None = None
-         ) -> Callable[[Callable[..., Any]], Tool]: ...
+         settings: type | None = None, timeout: float | None = None,
+         check: Checker | None = None) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
 def tool(function: Callable[..., Any] | None = None, /, *, name: str | None = None,
          description: str | None = None, settings: type | None = None,
-         timeout: float | None = None) -> Tool | Callable[[Callable[..., Any]], Tool]:
+         timeout: float | None = None, check: Checker | None = None
+         ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Make a `Tool` from a typed function: ``@tool`` or ``@tool(name=..., ...)``.
 
     ``name`` defaults to the function's name and ``description`` to its docstring's first
     paragraph. ``settings`` is a dataclass validated from the tool's ``[tools.NAME]`` table and
     passed as the function's ``settings`` parameter. ``timeout`` is the default number of
-    seconds a call may take. Raises TypeError (ValueError for a bad name or timeout) at
-    decoration time for anything the model could not call correctly.
+    seconds a call may take. ``check`` takes the validated settings and returns
+    ``"key: what is wrong"`` strings for `rtd check` (see `Tool.check`). Raises TypeError
+    (ValueError for a bad name or timeout) at decoration time for anything the model could
+    not call correctly.
     """
     if function is not None:
-        return _build(function, name, description, settings, timeout)
+        return _build(function, name, description, settings, timeout, check)
 
     def decorate(function: Callable[..., Any]) -> Tool:
-        return _build(function, name, description, settings, timeout)
+        return _build(function, name, description, settings, timeout, check)
 
     return decorate
 
 
-__all__ = ["SETTINGS_PARAMETER", "Tool", "parse_docstring", "tool"]
+__all__ = ["SETTINGS_PARAMETER", "Checker", "Tool", "parse_docstring", "tool"]

@@ -2,9 +2,12 @@
 
 Fails when a hookspec of rtd/hookspecs.py is missing from the guide with its exact signature,
 when an event kind of `rtd.components.EVENT_TYPES` (or one of its fields) is not documented,
-when a public `SenderContext` method is not documented with its signature, when a hook has no
-test of its own (``test_hook_<hookname>`` somewhere under tests/), when the guide documents
-something the code no longer has, and when one of the guide's example plugins no longer loads.
+when a public `SenderContext` method is not documented with its signature, when the self-check
+(`Sender.check`, `Receiver.check`, ``@tool(check=)``) or an argument of `@tool` is not documented,
+when a hook has no test of its own (``test_hook_<hookname>`` somewhere under tests/), when the
+guide documents something the code no longer has, when one of the guide's example plugins no
+longer loads, and when the template package (plugins/rtd-example) implements a hook with
+arguments the hookspec does not have or no longer shows the hooks' context argument.
 """
 
 from __future__ import annotations
@@ -22,13 +25,15 @@ from typing import Any
 
 import pytest
 
-from rtd import hookspecs, plugins
-from rtd.components import EVENT_TYPES, SenderContext
+from rtd import hookspecs, plugins, tools
+from rtd.components import EVENT_TYPES, Receiver, Sender, SenderContext
+from rtd.plugins import PluginStatus
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = ROOT / "docs" / "plugins.md"
 TESTS = ROOT / "tests"
 EXAMPLE_MARK = "<!-- example plugin: loaded by tests/test_docs.py -->"
+TEMPLATE = ROOT / "plugins" / "rtd-example"
 
 
 class _AsWritten(str):
@@ -88,7 +93,8 @@ def guide() -> str:
 
 
 def test_signature_text_is_the_source_text() -> None:
-    assert signature_text(hookspecs.register_tools) == "() -> list[Tool]"
+    assert signature_text(hookspecs.register_tools) == (
+        "(settings: Mapping[str, Any]) -> list[Tool]")
     assert signature_text(SenderContext.send_text, drop_self=True) == (
         "(text: str, *, respond: bool = True) -> bool")
 
@@ -137,7 +143,7 @@ def test_every_sender_context_method_is_documented(guide: str, method) -> None:
 def test_nothing_documented_that_does_not_exist(guide: str) -> None:
     """Hooks, event kinds and context methods removed from the code leave the guide too."""
     hooks = {f.__name__ for f in hookspec_functions()}
-    documented_hooks = set(re.findall(r"^def (register_\w+)\(\)", guide, re.MULTILINE))
+    documented_hooks = set(re.findall(r"^def (register_\w+)\(", guide, re.MULTILINE))
     assert documented_hooks <= hooks, f"not hooks (any more): {documented_hooks - hooks}"
     kinds = set(re.findall(r"^\| `(\w+)` \| `\w+` \|", guide, re.MULTILINE))
     assert kinds <= set(EVENT_TYPES), f"not event kinds (any more): {kinds - set(EVENT_TYPES)}"
@@ -182,8 +188,46 @@ def test_the_guides_examples_load_as_plugins(source: str, tmp_path: Path,
     spec.loader.exec_module(module)
     registry = plugins.load(extra=[("docs_example", module)], entry_points=[])
     info = registry.plugins[0]
-    assert (info.status, info.problems) == ("loaded", [])
+    assert (info.status, info.problems) == (PluginStatus.LOADED, [])
     implemented = [f.__name__ for f in hookspec_functions() if hasattr(module, f.__name__)]
     assert implemented
     for hook in implemented:
         assert info.provides[hook.removeprefix("register_")], f"{hook} provided nothing"
+
+
+@pytest.mark.parametrize("base", [Sender, Receiver], ids=lambda c: c.__name__)
+def test_the_self_check_is_documented_with_its_exact_signature(guide: str, base: type) -> None:
+    line = f"def check{signature_text(base.check.__func__)}:"
+    assert line in guide, f"docs/plugins.md does not show {base.__name__}.check as `{line}`"
+    assert "## Self-checks" in guide
+
+
+def test_every_argument_of_the_tool_decorator_is_documented(guide: str) -> None:
+    keywords = [p.name for p in inspect.signature(tools.tool).parameters.values()
+                if p.kind is p.KEYWORD_ONLY]
+    assert "check" in keywords
+    shown = "`@tool(" + ", ".join(f"{k}=" for k in keywords) + ")`"
+    assert shown in guide, f"docs/plugins.md does not list @tool's arguments as {shown}"
+
+
+def test_the_template_implements_the_hooks_as_specified(monkeypatch: pytest.MonkeyPatch) -> None:
+    """plugins/rtd-example is what authors copy: its hooks match the hookspecs' arguments."""
+    monkeypatch.syspath_prepend(str(TEMPLATE))
+    for name in [m for m in sys.modules if m == "rtd_example" or m.startswith("rtd_example.")]:
+        monkeypatch.delitem(sys.modules, name)
+    template = importlib.import_module("rtd_example")
+    specs = {f.__name__: f for f in hookspec_functions()}
+    takes_arguments = []
+    for name, spec in specs.items():
+        implementation = getattr(template, name, None)
+        assert implementation is not None, f"the template does not implement {name}"
+        parameters = inspect.signature(implementation).parameters
+        assert set(parameters) <= set(inspect.signature(spec).parameters), name
+        if parameters:
+            assert signature_text(implementation) == signature_text(spec), (
+                f"the template's {name} should have the hookspec's signature")
+            takes_arguments.append(name)
+    assert takes_arguments, "the template shows no hook taking its context argument"
+    registry = plugins.load(extra=[("example", template)], entry_points=[])
+    assert (registry.plugins[0].status, registry.plugins[0].problems) == (
+        PluginStatus.LOADED, [])

@@ -12,7 +12,7 @@ from typing import Literal, Optional
 import pytest
 
 from rtd.builtin.clock import CLOCK, ClockSettings, clock
-from rtd.config import setting
+from rtd.schema import setting
 from rtd.tools import Tool, parse_docstring, tool
 
 # Module level on purpose: with `from __future__ import annotations` the hints are strings,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from rtd.builtin.paths import append_problem
 from rtd.components import (
     AudioTranscript,
     ErrorEvent,
@@ -82,6 +83,12 @@ class TranscriptLogReceiver(Receiver):
     def __init__(self, settings: TranscriptLogSettings | None = None) -> None:
         super().__init__(settings or TranscriptLogSettings())
         self._file: IO[str] | None = None
+
+    @classmethod
+    def check(cls, settings: TranscriptLogSettings) -> list[str]:
+        """The file must be appendable (or creatable) by the user rtd runs as."""
+        problem = append_problem(Path(settings.path))
+        return [f"path: {problem}"] if problem else []
 
     def start(self) -> None:
         path = Path(self.settings.path)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from rtd.builtin.paths import directory_problem
 from rtd.components import Sender, SenderContext
 from rtd.schema import setting
 
@@ -19,6 +20,8 @@ MAX_LINE = 4096
 """Bytes: a longer line is refused, so one client cannot make rtd hold unbounded text."""
 CLIENT_TIMEOUT = 10.0
 """Seconds a socket client may stay silent before it is dropped."""
+MAX_SOCKET_PATH = 107
+"""Bytes: the longest Unix socket path Linux binds (``sun_path`` holds 108 with the NUL)."""
 
 
 class _Wakeable:
@@ -48,6 +51,14 @@ class SocketSettings:
     mode: str = setting("0660", "permissions of the socket file, in octal")
     respond: bool = setting(True, "ask the model to answer each message")
 
+    def __post_init__(self) -> None:
+        try:
+            mode = int(self.mode, 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o777:
+            raise ValueError(f"mode {self.mode!r} is not an octal mode such as '0660'")
+
 
 class SocketSender(Sender):
     """Text lines from local programs: `rtd say "turn on the radio"`, cron jobs, scripts.
@@ -63,13 +74,25 @@ class SocketSender(Sender):
         super().__init__(settings or SocketSettings())
         self._wake = _Wakeable()
 
+    @classmethod
+    def check(cls, settings: SocketSettings) -> list[str]:
+        """The socket must be bindable: a short enough path, in a folder rtd can write to."""
+        path = Path(settings.path)
+        if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+            return [f"path: {path} is longer than {MAX_SOCKET_PATH} bytes, the most a Unix "
+                    "socket path may have; choose a shorter one"]
+        try:
+            if (path.exists() or path.is_symlink()) and not stat.S_ISSOCK(path.lstat().st_mode):
+                return [f"path: {path} exists and is not a socket; remove it or choose another "
+                        "senders.socket.path"]
+        except OSError as exc:
+            return [f"path: cannot look at {path}: {exc.strerror or exc}"]
+        problem = directory_problem(path)
+        return [f"path: {problem}"] if problem else []
+
     def run(self, ctx: SenderContext) -> None:
         path = Path(self.settings.path)
-        try:
-            mode = int(self.settings.mode, 8)
-        except ValueError:
-            raise ValueError(f"senders.socket.mode: {self.settings.mode!r} is not an octal "
-                             "mode such as '0660'") from None
+        mode = int(self.settings.mode, 8)  # checked by SocketSettings
         server = self._listen(path, mode)
         ctx.log.info("listening on %s", path)
         sel = selectors.DefaultSelector()

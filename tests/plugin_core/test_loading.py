@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from rtd import plugins
+from rtd.plugins import PluginStatus
 
 GOOD = '''
 from rtd import hookimpl, tool
@@ -78,6 +79,25 @@ MODULES = {
         def register_tools():
             return [clock]
         '''),
+    "rtdtest_misspelt": textwrap.dedent('''
+        from rtd import hookimpl, tool
+        @tool
+        def dice() -> int:
+            """Roll a die."""
+            return 4
+        @hookimpl
+        def register_tool():
+            return [dice]
+        @hookimpl
+        def register_receiver():
+            return []
+        '''),
+    "rtdtest_badargument": textwrap.dedent('''
+        from rtd import hookimpl
+        @hookimpl
+        def register_tools(setting):
+            return []
+        '''),
 }
 
 
@@ -101,11 +121,14 @@ def test_each_plugin_is_isolated(entry_points, caplog):
     assert set(reg.tools) == {"clock", "weather"}
     assert set(reg.senders) == {"socket", "stdin", "beeper"}
     assert set(reg.receivers) == {"console", "transcript_log", "lamp"}
-    assert status["good"].status == "loaded"
+    assert status["good"].status is PluginStatus.LOADED
+    assert status["good"].status_text == "loaded"
     assert status["good"].provides == {"tools": ["weather"], "senders": ["beeper"],
                                        "receivers": ["lamp"]}
-    assert status["broken"].status == ("failed to import rtdtest_broken: ImportError: "
-                                       "needs libfoo")
+    assert status["broken"].status is PluginStatus.FAILED_TO_IMPORT
+    assert status["broken"].status_text == ("failed to import rtdtest_broken: ImportError: "
+                                            "needs libfoo")
+    assert status["raising"].status is PluginStatus.LOADED_WITH_PROBLEMS
     assert status["raising"].problems == ["register_tools() raised RuntimeError: boom"]
     wrong = status["wrong"].problems
     assert "register_tools() returned str, expected a list" in wrong
@@ -116,9 +139,48 @@ def test_each_plugin_is_isolated(entry_points, caplog):
         "is ignored"]
     assert reg.tools["clock"].description.startswith("Get the current local date")
     # each problem was one log line naming the plugin
-    for name in ("broken", "raising", "wrong", "duplicate"):
+    for name in ("broken", "raising", "wrong", "duplicate", "misspelt", "badargument"):
         assert f"plugin {name} (" in caplog.text
     assert "Traceback" not in caplog.text
+    assert all("\n" not in r.getMessage() for r in caplog.records)
+
+
+def test_a_misspelt_hook_is_reported_with_the_hook_it_meant(entry_points, caplog):
+    """pluggy's check_pending(): a hookimpl for no hookspec is never called; say so, per plugin."""
+    caplog.set_level(logging.WARNING, "rtd.plugins")
+    reg = plugins.load(entry_points=entry_points)
+    misspelt = next(p for p in reg.plugins if p.name == "misspelt")
+    assert misspelt.status is PluginStatus.LOADED_WITH_PROBLEMS
+    hooks = "rtd's hooks: register_receivers, register_senders, register_tools"
+    assert misspelt.problems == [
+        "register_receiver is not an rtd hook (did you mean 'register_receivers'?), so it is "
+        f"never called; {hooks}",
+        "register_tool is not an rtd hook (did you mean 'register_tools'?), so it is never "
+        f"called; {hooks}"]
+    assert "dice" not in reg.tools  # nothing was registered through the misspelt hook
+    line = ("plugin misspelt (rtdtest_misspelt): register_tool is not an rtd hook (did you mean "
+            "'register_tools'?)")
+    assert line in caplog.text
+    # the other plugins loaded as if the misspelt one were not there
+    assert {"clock", "weather"} <= set(reg.tools)
+
+
+def test_a_hook_taking_an_argument_rtd_does_not_pass_is_not_registered(entry_points):
+    reg = plugins.load(entry_points=entry_points)
+    bad = next(p for p in reg.plugins if p.name == "badargument")
+    assert bad.status is PluginStatus.NOT_REGISTERED
+    assert bad.status_text == (
+        "not registered: register_tools() takes argument 'setting' (did you mean 'settings'?), "
+        "which rtd does not pass; it passes only settings")
+    assert reg.manager is not None and reg.manager.get_plugin("badargument") is None
+
+
+def test_every_status_is_an_enum_member_shown_by_its_value():
+    assert [s.value for s in PluginStatus] == [
+        "loaded", "loaded with problems", "failed to import", "not registered"]
+    info = plugins.PluginInfo("x", "rtd-x", "1.0", PluginStatus.NOT_REGISTERED,
+                              "Plugin name already registered: x")
+    assert info.status_text == "not registered: Plugin name already registered: x"
 
 
 def test_tracing_logs_every_hook_call(entry_points, monkeypatch, caplog):

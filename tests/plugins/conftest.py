@@ -1,79 +1,53 @@
-"""The plugins under plugins/, installed into this environment for the tests in this folder.
+"""The plugins under plugins/, found by rtd as if installed, without installing anything.
 
-rtd finds plugins through entry points, so the tests install rtd-example and rtd-shell as a
-user would (editable, so the tests see the working tree). Installing changes what a *new*
-process finds; in this process the packages are put on sys.path by hand, because the .pth
-file of an editable install is only read when Python starts. Everything that asks rtd which
-plugins exist therefore runs `python -m rtd ...` in a subprocess, or calls
-`rtd.plugins.load()` (never `rtd.config.default_registry()`, which caches its first answer).
+Rather than pip-installing rtd-example and rtd-shell into the environment the tests run in
+(which would change it for its owner, and could need the package index for a build backend),
+the session makes them findable from a temporary folder (plugin_tree.py): first on
+``sys.path`` of this process, first on ``PYTHONPATH`` of every `rtd` process the tests start
+(the `env` fixture below). The packages are the working tree's, as with an editable install.
+
+Being first, these copies also win over copies of the same distributions installed earlier
+(importlib.metadata reports one distribution per name, the first found): nothing needs to be
+uninstalled first. At the end of the session the environment's site-packages folders are
+compared with what they held at the start, so a test that installs something fails the run.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
-import json
-import subprocess
+import os
 import sys
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-#: entry-point name -> (distribution, package, source folder)
-PLUGINS = {
-    "example": ("rtd-example", "rtd_example", ROOT / "plugins" / "rtd-example"),
-    "shell": ("rtd-shell", "rtd_shell", ROOT / "plugins" / "rtd-shell"),
-}
-PIP_TIMEOUT = 300
-
-
-def _installed_from(entry_point: str, distribution: str) -> Path | None:
-    """The folder the entry point's distribution was installed from, or None."""
-    for ep in importlib.metadata.entry_points(group="rtd"):
-        dist = getattr(ep, "dist", None)
-        if ep.name != entry_point or dist is None or dist.metadata["Name"] != distribution:
-            continue
-        direct = json.loads(dist.read_text("direct_url.json") or "{}")
-        url = direct.get("url", "")
-        if url.startswith("file://") and direct.get("dir_info", {}).get("editable"):
-            return Path(url[len("file://"):]).resolve()
-    return None
-
-
-def _pip_install(folder: Path) -> None:
-    """``pip install -e folder`` without dependencies (rtd is installed already).
-
-    --no-build-isolation uses the installed setuptools and needs no network; setuptools older
-    than 70.1 cannot build without the separate `wheel` package, so then pip is run once more
-    with build isolation, which fetches a build backend from the package index.
-    """
-    base = [sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-            "--disable-pip-version-check"]
-    attempts = [[*base, "--no-build-isolation", "-e", str(folder)], [*base, "-e", str(folder)]]
-    failures = []
-    for command in attempts:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=PIP_TIMEOUT,
-                              check=False)
-        if done.returncode == 0:
-            return
-        failures.append(f"$ {' '.join(command)}\n{done.stdout}{done.stderr}")
-    pytest.fail(f"cannot install {folder.name}:\n" + "\n".join(failures), pytrace=False)
+from plugin_tree import PLUGINS, PluginPath, make_plugin_path, site_folders
 
 
 @pytest.fixture(scope="session", autouse=True)
-def installed_plugins() -> dict[str, importlib.metadata.EntryPoint]:
-    """rtd-example and rtd-shell installed (editable, from this tree); their entry points."""
-    for entry_point, (distribution, _package, folder) in PLUGINS.items():
-        if _installed_from(entry_point, distribution) != folder.resolve():
-            _pip_install(folder)
-        if str(folder) not in sys.path:
-            sys.path.insert(0, str(folder))
+def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginPath]:
+    """rtd-example and rtd-shell findable by entry point, in this process and its children."""
+    before = site_folders()
+    found_path = make_plugin_path(tmp_path_factory.mktemp("plugin-path"))
+    sys.path.insert(0, str(found_path.folder))
     importlib.invalidate_caches()
-    found = {ep.name: ep for ep in importlib.metadata.entry_points(group="rtd")}
-    missing = [name for name in PLUGINS if name not in found]
-    assert not missing, f"entry points {missing} not found after installing; found {list(found)}"
-    for name, (distribution, package, _folder) in PLUGINS.items():
-        assert found[name].value == package
-        assert found[name].dist is not None and found[name].dist.metadata["Name"] == distribution
-    return {name: found[name] for name in PLUGINS}
+    try:
+        found = {ep.name: ep for ep in importlib.metadata.entry_points(group="rtd")}
+        for name, (distribution, package, _source) in PLUGINS.items():
+            ep = found.get(name)
+            assert ep is not None, f"entry point {name} not found; found {sorted(found)}"
+            assert (ep.value, ep.dist.metadata["Name"]) == (package, distribution)
+        yield found_path
+    finally:
+        sys.path.remove(str(found_path.folder))
+        importlib.invalidate_caches()
+    after = site_folders()
+    assert after == before, ("the plugin tests changed the Python environment they ran in: "
+                             f"site-packages held {before}, now {after}")
+
+
+@pytest.fixture
+def env(env: dict[str, str], plugin_path: PluginPath) -> dict[str, str]:
+    """The clean environment of tests/conftest.py, with the plugins findable by `rtd`."""
+    rest = env.get("PYTHONPATH", "")
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(plugin_path.folder), rest]))}

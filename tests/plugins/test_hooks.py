@@ -14,7 +14,7 @@ import pytest
 
 from rtd import hookimpl, tool
 from rtd.components import Receiver, Sender, SenderContext
-from rtd.plugins import Registry, load
+from rtd.plugins import PluginStatus, Registry, load
 from rtd.tools import Tool
 
 
@@ -98,7 +98,7 @@ def test_hook_register_tools(caplog: pytest.LogCaptureFixture) -> None:
                              ("unlisted", Provides(tools=weather)))
     assert list(registry.tools) == ["weather"]
     careless, unlisted = registry.plugins[1], registry.plugins[2]
-    assert careless.status == "loaded with problems"
+    assert careless.status is PluginStatus.LOADED_WITH_PROBLEMS
     assert careless.problems[0].startswith("register_tools(): <function not_a_tool")
     assert careless.problems[0].endswith("is not a Tool (decorate the function with @rtd.tool)")
     assert "tool name 'weather' is already provided by (script)" in careless.problems[1]
@@ -112,12 +112,12 @@ def test_hook_register_senders() -> None:
     registry = load_only(("beeps", Provides(senders=[Beeper])))
     assert registry.senders == {"beeper": Beeper}
     assert registry.plugins[0].provides["senders"] == ["beeper"]
-    assert registry.plugins[0].status == "loaded"
+    assert registry.plugins[0].status is PluginStatus.LOADED
 
     registry = load_only(("wrong", Provides(senders=[Beeper(), Nameless, Lamp, Beeper])))
     info = registry.plugins[0]
     assert registry.senders == {"beeper": Beeper}  # the good one still loads
-    assert info.status == "loaded with problems"
+    assert info.status is PluginStatus.LOADED_WITH_PROBLEMS
     assert len(info.problems) == 3
     assert "is not a subclass of rtd.components.Sender" in info.problems[0]  # an instance
     assert info.problems[1] == "register_senders(): Nameless has no name"

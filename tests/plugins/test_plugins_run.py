@@ -123,6 +123,13 @@ then = "The command printed {stdout} and exited with {exit_code}."
         assert output == {"command": "say", "exit_code": 0, "stdout": "hello from; $HOME",
                           "stderr": ""}
         assert_output_then_response(emu, output)
+        # the tool rtd offered was built for this table: the configured names, as an enum
+        updates = [e for e in emu.received if e["type"] == "session.update"]
+        (offered,) = updates[0]["session"]["tools"]
+        assert offered["name"] == "shell"
+        assert offered["parameters"]["properties"]["command"]["enum"] == ["say", "up"]
+        assert offered["description"].endswith("Allowed commands: say, up. Commands that take "
+                                               "arguments: say.")
         assert d.stop() == 0
     assert "Traceback" not in d.output and KEY not in d.output
 

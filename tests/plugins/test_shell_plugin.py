@@ -210,6 +210,31 @@ def test_the_table_validates_into_settings(shell):
     assert 'allow_arguments = ["disk"]' in toml
 
 
+def test_the_configured_tool_offers_the_command_names_as_an_enum(shell):
+    """rtd asks `register_tools(settings)` again once [tools.shell] is valid: that tool runs."""
+    config = parse_shell({"commands": {"uptime": ["uptime"], "disk": ["df", "-h", "/"]},
+                          "allow_arguments": ["disk"]})
+    (component,) = config.components
+    offered = component.component.schema()
+    assert offered["parameters"]["properties"]["command"] == {
+        "type": "string", "enum": ["disk", "uptime"],
+        "description": "The name of the command to run."}
+    assert offered["description"].endswith(
+        "Allowed commands: disk, uptime. Commands that take arguments: disk.")
+    assert component.component.function is shell.run_command.function
+    assert component.component.settings is shell.ShellSettings
+    # the model can only pick a configured name now; the schema check answers before the call
+    answer = json.loads(component.component.run(component.settings, '{"command": "reboot"}'))
+    assert answer == {"error": "invalid arguments: command: expected one of 'disk', 'uptime', "
+                               "got 'reboot'"}
+
+
+def test_without_allowed_arguments_the_tool_offers_none(shell):
+    tool = shell.for_settings(shell.ShellSettings(commands={"up": ["uptime"]}))
+    assert set(tool.parameters["properties"]) == {"command"}
+    assert shell.for_settings(shell.ShellSettings()) is shell.run_command  # nothing to enumerate
+
+
 def test_the_defaults_allow_nothing(shell):
     settings = shell.ShellSettings()
     assert settings.commands == {} and settings.allow_arguments == []

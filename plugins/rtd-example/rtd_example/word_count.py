@@ -54,6 +54,22 @@ class WordCountReceiver(Receiver):
         self.words = dict.fromkeys(ROLES, 0)
         self.turns = dict.fromkeys(ROLES, 0)
 
+    # The self-check: `rtd check` (and `rtd run`, before it starts anything) calls it with the
+    # validated settings. Return "key: what is wrong" strings for what the table's types cannot
+    # show; rtd prints each as `receivers.word_count.key: ...` and runs without the receiver,
+    # instead of the first turn failing to save. Only look: create and open nothing here.
+    @classmethod
+    def check(cls, settings: WordCountSettings) -> list[str]:
+        if not settings.path:
+            return []
+        path = Path(settings.path).expanduser()
+        if path.is_dir():
+            return [f"path: {path} is a directory, expected a file"]
+        folder = next((p for p in path.parents if p.exists()), Path("/"))
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            return [f"path: cannot create {path}: {folder} is not a writable directory"]
+        return []
+
     def start(self) -> None:
         # Resume from the file written before a restart. A file that cannot be read is
         # reported and left alone until the next turn overwrites it: counting goes on.

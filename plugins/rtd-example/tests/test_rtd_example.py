@@ -89,3 +89,18 @@ def test_rtd_loads_the_plugin():
     assert registry.senders["heartbeat"] is HeartbeatSender
     assert registry.receivers["word_count"] is WordCountReceiver
     assert registry.plugins[0].problems == []
+
+
+def test_word_count_checks_that_it_can_save_its_totals(tmp_path):
+    # the self-check `rtd check` runs: "key: what is wrong" strings, none when all is well
+    assert WordCountReceiver.check(WordCountSettings(path=str(tmp_path / "words.json"))) == []
+    assert WordCountReceiver.check(WordCountSettings()) == []  # no file: nothing to check
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    (problem,) = WordCountReceiver.check(WordCountSettings(path=str(blocker / "words.json")))
+    assert problem.startswith("path: cannot create")
+
+
+def test_the_hooks_return_the_same_components_with_and_without_settings():
+    # rtd calls register_tools() first with no settings, then with the enabled tools' settings
+    assert rtd_example.register_tools({}) == rtd_example.register_tools({"dice": DiceSettings()})

@@ -18,9 +18,11 @@ Mistakes in the table that do not depend on the model (an empty command, a NUL b
 `ShellSettings.__post_init__`: ``rtd check`` reports them as ``tools.shell: ...`` lines and the
 tool is disabled, instead of failing when the model calls it.
 
-Why the command is a plain string checked at call time rather than an enum of the configured
-names: a tool's JSON schema is built once, from the function, before any configuration is
-read. An unknown name is answered with the list of allowed names, so the model can retry.
+The tool's schema follows the table: `for_settings` builds, for the configured commands, a tool
+whose ``command`` is a JSON-schema ``enum`` of their names and whose description lists them
+(rtd asks for it through ``register_tools(settings)``), so the model picks from the real
+names. ``run_command`` itself, with a plain string ``command``, is what rtd sees before the
+configuration is read; a call with an unknown name is answered with the allowed names.
 """
 
 from __future__ import annotations
@@ -30,11 +32,11 @@ import os
 import shlex
 import signal
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rtd import setting, tool
+from rtd import Tool, setting, tool
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +154,29 @@ def run_command(command: str, arguments: list[str] | None = None, *,
     return result
 
 
+def for_settings(settings: ShellSettings) -> Tool:
+    """The `shell` tool offering exactly the configured commands: ``command`` is an enum.
+
+    The same function, name, settings class and timeout as `run_command`; only what the model
+    reads changes. Without commands there is nothing to pick from (a JSON-schema enum may not
+    be empty), so `run_command` itself is returned.
+    """
+    names = sorted(settings.commands)
+    if not names:
+        return run_command
+    parameters = dict(run_command.parameters)
+    properties = dict(parameters["properties"])
+    properties["command"] = {**properties["command"], "enum": names,
+                             "description": "The name of the command to run."}
+    if not settings.allow_arguments:
+        properties.pop("arguments")  # no command takes any: do not offer them
+    parameters["properties"] = properties
+    takes = sorted(settings.allow_arguments)
+    description = (f"{run_command.description} Allowed commands: {', '.join(names)}."
+                   + (f" Commands that take arguments: {', '.join(takes)}." if takes else ""))
+    return replace(run_command, description=description, parameters=parameters)
+
+
 def command_environment(settings: ShellSettings) -> dict[str, str]:
     """The environment of a command: a few of rtd's variables plus ``environment``."""
     env = {key: value for key, value in os.environ.items()
@@ -210,4 +235,4 @@ def _signal_name(number: int) -> str:
         return str(number)
 
 
-__all__ = ["ShellSettings", "command_environment", "run_command", "trim"]
+__all__ = ["ShellSettings", "command_environment", "for_settings", "run_command", "trim"]

@@ -60,3 +60,14 @@ def test_mistakes_in_the_table_are_found_when_it_is_loaded():
 def test_rtd_loads_the_plugin():
     registry = load(extra=[("shell", rtd_shell)], entry_points=[])
     assert registry.tools["shell"] is run_command
+
+
+def test_the_tool_rtd_runs_offers_the_configured_names():
+    # rtd calls register_tools again with the validated [tools.shell] settings
+    (tool,) = rtd_shell.register_tools({"shell": SETTINGS})
+    assert tool.parameters["properties"]["command"]["enum"] == ["fail", "hello", "say"]
+    assert call(SETTINGS, command="hello")["exit_code"] == 0
+    assert json.loads(tool.run(SETTINGS, '{"command": "reboot"}'))["error"].startswith(
+        "invalid arguments: command: expected one of 'fail', 'hello', 'say'")
+    # before the configuration is read there are no names to offer
+    assert rtd_shell.register_tools({}) == [run_command]
