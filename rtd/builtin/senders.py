@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import shutil
 import socket
 import stat
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -22,6 +24,9 @@ CLIENT_TIMEOUT = 10.0
 """Seconds a socket client may stay silent before it is dropped."""
 MAX_SOCKET_PATH = 107
 """Bytes: the longest Unix socket path Linux binds (``sun_path`` holds 108 with the NUL)."""
+STAGING_PREFIX = ".rtd-"
+STAGING = len(f"/{STAGING_PREFIX}xxxxxxxx/s")
+"""Bytes the staging path adds to the socket's folder: it is bound in a private folder first."""
 
 
 class _Wakeable:
@@ -78,9 +83,10 @@ class SocketSender(Sender):
     def check(cls, settings: SocketSettings) -> list[str]:
         """The socket must be bindable: a short enough path, in a folder rtd can write to."""
         path = Path(settings.path)
-        if len(os.fsencode(path)) > MAX_SOCKET_PATH:
-            return [f"path: {path} is longer than {MAX_SOCKET_PATH} bytes, the most a Unix "
-                    "socket path may have; choose a shorter one"]
+        if _bind_length(path) > MAX_SOCKET_PATH:
+            return [f"path: {path} is too long for a Unix socket: rtd binds it as "
+                    f"{path.parent}/{STAGING_PREFIX}xxxxxxxx/s first, and Linux takes at most "
+                    f"{MAX_SOCKET_PATH} bytes; choose a shorter one"]
         try:
             if (path.exists() or path.is_symlink()) and not stat.S_ISSOCK(path.lstat().st_mode):
                 return [f"path: {path} exists and is not a socket; remove it or choose another "
@@ -113,6 +119,15 @@ class SocketSender(Sender):
 
     @staticmethod
     def _listen(path: Path, mode: int) -> socket.socket:
+        """Listen on ``path`` with ``mode`` from the first moment anyone can connect.
+
+        bind() creates the socket file with the process umask's permissions, so binding at
+        ``path`` and then chmod-ing leaves a moment in which anyone may connect. The socket is
+        bound inside a fresh owner-only folder beside ``path`` instead, given its mode there,
+        and renamed into place: nobody else can reach it before it has its final mode.
+        """
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        staging: Path | None = None
         try:
             if path.exists() or path.is_symlink():
                 if not stat.S_ISSOCK(path.lstat().st_mode):
@@ -120,13 +135,19 @@ class SocketSender(Sender):
                                   "another senders.socket.path")
                 path.unlink()  # left over from a previous run
             path.parent.mkdir(parents=True, exist_ok=True)
-            server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            server.bind(str(path))
-            os.chmod(path, mode)
+            staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=path.parent))  # 0700
+            staged = staging / "s"
+            server.bind(str(staged))
+            os.chmod(staged, mode)
             server.listen(8)
+            os.replace(staged, path)
         except OSError as exc:
+            server.close()
             raise OSError(f"senders.socket.path: cannot listen on {path}: "
                           f"{exc.strerror or exc}") from None
+        finally:
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
         return server
 
     def _serve(self, client: socket.socket, ctx: SenderContext) -> None:
@@ -203,3 +224,8 @@ class StdinSender(Sender):
 
     def stop(self) -> None:
         self._wake.wake()
+
+
+def _bind_length(path: Path) -> int:
+    """Bytes of the longest path bind() sees for this socket: its own or its staging path."""
+    return max(len(os.fsencode(path)), len(os.fsencode(path.parent)) + STAGING)

@@ -186,7 +186,9 @@ def test_socket_sender_accepts_lines_and_answers_ok(tmp_path):
     path = tmp_path / "rtd.sock"
     _bus, rec, ref = start_sender(SocketSender(SocketSettings(path=str(path), mode="0600")))
     assert wait_until(path.exists)
+    # the socket appears with its final mode (it is renamed into place), no staging left over
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rtd.sock"]
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(5)
         s.connect(str(path))

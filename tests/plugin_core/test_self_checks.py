@@ -81,10 +81,13 @@ def test_socket_check_names_what_would_stop_it_listening(tmp_path):
     assert SocketSender.check(SocketSettings(str(notes))) == [
         f"path: {notes} exists and is not a socket; remove it or choose another "
         "senders.socket.path"]
-    long = tmp_path / ("x" * (MAX_SOCKET_PATH + 1 - len(str(tmp_path))))
-    assert SocketSender.check(SocketSettings(str(long))) == [
-        f"path: {long} is longer than {MAX_SOCKET_PATH} bytes, the most a Unix socket path "
-        "may have; choose a shorter one"]
+    for long in (tmp_path / ("x" * (MAX_SOCKET_PATH + 1 - len(str(tmp_path)))),
+                 # a short name in a long folder: the staging path beside it is too long
+                 tmp_path / ("d" * (MAX_SOCKET_PATH - 10 - len(str(tmp_path)))) / "s"):
+        assert SocketSender.check(SocketSettings(str(long))) == [
+            f"path: {long} is too long for a Unix socket: rtd binds it as {long.parent}/"
+            f".rtd-xxxxxxxx/s first, and Linux takes at most {MAX_SOCKET_PATH} bytes; choose "
+            "a shorter one"]
     assert notes.read_text() == "keep me"
 
 
