@@ -20,7 +20,9 @@ INPUT_AUDIO_CAP = 10 * 60 * 24000 * 2
 """Bytes of input audio kept in `input_audio`: the first 10 minutes of 24 kHz int16."""
 
 RECORD_LIMIT = 200_000
-"""Events kept per direction; older ones are dropped so a long `rtd emulate` run stays small."""
+"""Events kept per direction; older ones are dropped so a long `rtd emulate` run stays small.
+The per-session copies share one budget too: past it, the oldest sessions forget their events
+(their other fields stay)."""
 
 
 class _Log:
@@ -63,6 +65,8 @@ class SessionRecord:
         """`session.expires_at` sent in session.created (unix seconds)."""
         self.ended = threading.Event()
         """Set when the connection is over, whoever ended it."""
+        self.forgotten = False
+        """True once this (old) session's events were dropped to bound memory."""
         self._client: _Log = _Log(record_limit)
         self._server: _Log = _Log(record_limit)
         self._items: list[dict[str, Any]] = []
@@ -131,6 +135,7 @@ class SharedState:
         self._sessions: list[SessionRecord] = []
         self._attempts = 0
         self._fired = [0] * len(self.faults)
+        self._session_events = 0  # an upper bound of the events the sessions keep
         self._turns_started = 0
         self._calls: dict[str, tuple[int, Turn]] = {}
         if not scenario.turns:
@@ -142,6 +147,7 @@ class SharedState:
         with self._cond:
             self._received.append(event)
             session._client.append(event)
+            self._count_session_event()
             self._cond.notify_all()
 
     def record_sent(self, session: SessionRecord, event: dict[str, Any]) -> None:
@@ -149,7 +155,25 @@ class SharedState:
         with self._cond:
             self._sent.append(event)
             session._server.append(event)
+            self._count_session_event()
             self._cond.notify_all()
+
+    def _count_session_event(self) -> None:
+        """Keep the sessions' events within 2 * the record limit: forget the oldest sessions'."""
+        self._session_events += 1
+        if self._session_events <= 2 * self._record_limit:
+            return
+        kept = sum(len(s._client.items) + len(s._server.items) for s in self._sessions)
+        for old in self._sessions[:-1]:
+            if kept <= self._record_limit:
+                break
+            if old.forgotten:
+                continue
+            kept -= len(old._client.items) + len(old._server.items)
+            old._client.items.clear()
+            old._server.items.clear()
+            old.forgotten = True
+        self._session_events = kept
 
     def record_item(self, session: SessionRecord, item: dict[str, Any]) -> None:
         """Remember an item the client created (a copy: the conversation may change it)."""

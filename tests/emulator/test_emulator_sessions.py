@@ -7,7 +7,9 @@ from typing import Any
 
 from emulator_helpers import TIMEOUT, Client, silence
 
+from rtd.emulator import Scenario
 from rtd.emulator.connection import expiry_message
+from rtd.emulator.state import SharedState
 
 
 def item_create(client: Client, item: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -132,3 +134,15 @@ def test_a_turn_in_the_second_session_is_recorded_there(emulator: Any, connect: 
     assert done["response"]["id"] not in str(first.server_events)
     deltas = [e for e in second.server_events if e["type"] == "response.output_audio.delta"]
     assert deltas and all(e["delta_bytes"] > 0 and "delta" not in e for e in deltas)
+
+
+def test_old_sessions_forget_their_events_to_bound_memory() -> None:
+    state = SharedState(Scenario(), "tones", None, record_limit=10)
+    sessions = [state.accept_connection({}, "/") for _ in range(4)]
+    for session in sessions:
+        for n in range(8):
+            state.record_received(session, {"type": "input_audio_buffer.clear", "n": n})
+    kept = [len(s.client_events) for s in sessions]
+    assert kept[-1] == 8 and sum(kept) <= 20
+    assert sessions[0].forgotten and not sessions[-1].forgotten
+    assert len(state.received) <= 10  # the global log keeps its own limit
