@@ -234,8 +234,8 @@ class Emulator:
                         else f"{fault.seconds:g} s")
             if stop is not None:
                 waits.append(asyncio.ensure_future(stop.wait()))
-            done, pending = await asyncio.wait(waits, timeout=fault.seconds,
-                                               return_when=asyncio.FIRST_COMPLETED)
+            _, pending = await asyncio.wait(waits, timeout=fault.seconds,
+                                            return_when=asyncio.FIRST_COMPLETED)
             for future in pending:
                 future.cancel()
             return None  # go on (websockets answers 503 when the emulator is stopping)
@@ -243,7 +243,9 @@ class Emulator:
             await fault_actions.reset(transport)
         else:
             transport.close()  # nothing unread is left: the request was read whole, so a FIN
-        await asyncio.wait(waits, timeout=1.0)
+        _, pending = await asyncio.wait(waits, timeout=1.0)
+        for future in pending:
+            future.cancel()
         return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "")  # never sent: closed
 
     def _auth_problem(self, request: Request) -> str | None:
