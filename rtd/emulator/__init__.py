@@ -17,10 +17,11 @@ duplicate events, errors in place of events, HTTP refusals of the upgrade.
 What tests can read (all thread-safe): `received` / `sent` (every client / server event, in
 order, across connections), `sessions` (one `SessionRecord` per accepted connection:
 `client_events`, `server_events`, `items` (the items the client created, in creation order,
-with their ids), `input_audio_bytes`, `id`, `expires_at`, `client_close` (the client's close
-frame, None without one), `ended` (a threading.Event)), `injected` (the faults fired so far),
-`attempts` (upgrade requests, refused ones included), `connections`, `headers`, `paths`,
-`input_audio`, and `wait_for` / `wait_for_sent` / `wait_for_injected` for past-or-future events.
+with their ids), `input_audio` and `input_audio_bytes`, `id`, `expires_at`, `client_close`
+(the client's close frame, None without one), `ended` (a threading.Event)), `injected` (the
+faults fired so far), `attempts` (upgrade requests, refused ones included), `connections`,
+`headers`, `paths`, `input_audio`, and `wait_for` / `wait_for_sent` / `wait_for_injected` for
+past-or-future events.
 
 Behaviour worth knowing
 -----------------------

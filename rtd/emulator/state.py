@@ -71,6 +71,7 @@ class SessionRecord:
         self._server: _Log = _Log(record_limit)
         self._items: list[dict[str, Any]] = []
         self._input_audio_bytes = 0
+        self._input_audio = bytearray()
         self._client_close: tuple[int, str] | None = None
 
     @property
@@ -97,6 +98,13 @@ class SessionRecord:
         """Bytes of input audio appended on this connection (24 kHz int16)."""
         with self._cond:
             return self._input_audio_bytes
+
+    @property
+    def input_audio(self) -> bytes:
+        """The input audio appended on this connection, in order (24 kHz int16), within a
+        budget of INPUT_AUDIO_CAP bytes shared by all sessions (the first ones keep theirs)."""
+        with self._cond:
+            return bytes(self._input_audio)
 
     @property
     def client_close(self) -> tuple[int, str] | None:
@@ -136,6 +144,7 @@ class SharedState:
         self._attempts = 0
         self._fired = [0] * len(self.faults)
         self._session_events = 0  # an upper bound of the events the sessions keep
+        self._session_audio = 0  # bytes of input audio the sessions keep
         self._turns_started = 0
         self._calls: dict[str, tuple[int, Turn]] = {}
         if not scenario.turns:
@@ -188,6 +197,10 @@ class SharedState:
             room = INPUT_AUDIO_CAP - len(self._input_audio)
             if room > 0:
                 self._input_audio += pcm[:room]
+            room = INPUT_AUDIO_CAP - self._session_audio
+            if room > 0:
+                session._input_audio += pcm[:room]
+                self._session_audio += min(room, len(pcm))
 
     def begin_attempt(self) -> int:
         """Count an upgrade request (accepted or not); return its 1-based number."""

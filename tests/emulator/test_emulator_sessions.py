@@ -75,6 +75,7 @@ def test_client_events_close_frame_and_audio_per_session(emulator: Any, connect:
         "input_audio_buffer.append"] * 3 + ["input_audio_buffer.commit"]
     assert [e["audio_bytes"] for e in events[1:4]] == [4800, 4800, 2400]
     assert session.input_audio_bytes == 12000
+    assert session.input_audio == silence(0.25) == emulator.input_audio
     assert events == emulator.received
     assert session.server_events == emulator.sent
     assert session.path == "/v1/realtime" and "host" in session.headers
@@ -132,6 +133,8 @@ def test_a_turn_in_the_second_session_is_recorded_there(emulator: Any, connect: 
     assert first.ended.wait(TIMEOUT)
     assert done["response"]["id"] in str(second.server_events)
     assert done["response"]["id"] not in str(first.server_events)
+    assert first.input_audio == second.input_audio == silence(0.2)
+    assert emulator.input_audio == silence(0.4)
     deltas = [e for e in second.server_events if e["type"] == "response.output_audio.delta"]
     assert deltas and all(e["delta_bytes"] > 0 and "delta" not in e for e in deltas)
 
