@@ -204,7 +204,8 @@ def cmd_say(args: argparse.Namespace) -> int:
 def cmd_emulate(args: argparse.Namespace) -> int:
     from rtd.emulator import serve
 
-    serve(args.host, args.port, args.scenario, args.api_key, args.voice, args.max_session)
+    serve(args.host, args.port, args.scenario, args.api_key, args.voice, args.max_session,
+          auth_failure=args.auth_failure, faults=args.fault)
     return EX_OK
 
 
@@ -328,6 +329,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="speech for replies: espeak-ng if installed, else tones")
     p.add_argument("--max-session", type=float, metavar="SECONDS",
                    help="close each connection with 1001 after this long, like the service")
+    p.add_argument("--auth-failure", choices=["http", "close"], default="http",
+                   help="refuse a wrong key with HTTP 401, or with an error event and close 3000")
+    p.add_argument("--fault", action="append", default=[], metavar="TOML",
+                   help='inject a fault, written like a [[fault]] table\'s inside, e.g. '
+                   '\'at = "upgrade", do = "http", status = 503, retry_after = 2\' '
+                   "(repeatable; see `pydoc rtd.emulator`)")
     p.set_defaults(func=cmd_emulate)
 
     p = sub.add_parser(

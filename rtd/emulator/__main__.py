@@ -22,13 +22,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voice", choices=ENGINES, default="auto", help="speech engine")
     parser.add_argument("--max-session-seconds", type=float,
                         help="close each connection with 1001 after this long")
+    parser.add_argument("--auth-failure", choices=["http", "close"], default="http",
+                        help="refuse a wrong key with HTTP 401, or an error event and close 3000")
+    parser.add_argument("--fault", action="append", default=[], metavar="TOML",
+                        help="inject a fault, written like a [[fault]] table's inside")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         serve(args.host, args.port, args.scenario, args.api_key, args.voice,
-              args.max_session_seconds)
+              args.max_session_seconds, auth_failure=args.auth_failure, faults=args.fault)
     except RtdError as exc:
         parser.exit(2, f"rtd emulator: {exc}\n")
     return 0

@@ -4,6 +4,10 @@ A connection is a new, empty conversation (as on the real service). Client event
 in arrival order by one reader; a response runs as its own task so that `response.cancel`, or
 speech detected by the VAD, can interrupt it between audio chunks. What a response says comes
 from the scenario (see `rtd.emulator`), never from a model.
+
+Everything sent, and every fault's action on the wire, goes through one ordered path (`_out`)
+so that a stalled connection can hold it all back and release it in order; only the reader
+never waits there, so a connection told to stall while sending keeps reading.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import contextvars
 import copy
+import functools
 import json
 import logging
 import math
@@ -20,17 +26,20 @@ import random
 import re
 import string
 import time
-from collections.abc import Coroutine
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import EXTERNAL_CLOSE_CODES
 
+from rtd.emulator import faults
 from rtd.emulator import validation as v
-from rtd.emulator.scenario import ScriptedError, Turn, format_then
-from rtd.emulator.state import SharedState
+from rtd.emulator.scenario import Fault, ScriptedError, Turn, format_then
+from rtd.emulator.state import SessionRecord, SharedState
 from rtd.emulator.vad import EnergyVad, VadSettings
 from rtd.emulator.voice import synthesize
 from rtd.exceptions import RtdError
@@ -44,6 +53,17 @@ MIN_COMMIT_MS = 100  # the service refuses to commit less audio than this
 IDLE_BUFFER_MS = 5000  # audio kept while the VAD hears nothing (enough for any prefix padding)
 SEMANTIC_SILENCE_MS = {"low": 1200, "medium": 800, "auto": 800, "high": 400}
 """Silence that ends a turn under semantic_vad, which the emulator approximates by energy."""
+HELD_LIMIT = 1000
+"""Sends a stalled connection holds for its reader before the reader stops reading too."""
+PEER_POLL_SECONDS = 0.2
+"""How often a connection that stopped reading looks whether its client went away."""
+
+_responding: contextvars.ContextVar[_Response | None] = contextvars.ContextVar(
+    "rtd_emulator_response", default=None)
+"""The response whose task is running (fault counting and turn filters use it)."""
+_in_reader: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "rtd_emulator_reader", default=False)
+"""True in the task that reads client events: it must not wait behind a stall."""
 
 _ID_CHARS = string.ascii_letters + string.digits
 _random = random.SystemRandom()
@@ -52,6 +72,15 @@ _random = random.SystemRandom()
 def new_id(prefix: str) -> str:
     """A server-style identifier such as "event_Ab3...", "item_...", "resp_..."."""
     return f"{prefix}_{''.join(_random.choices(_ID_CHARS, k=21))}"
+
+
+def expiry_message(seconds: float) -> str:
+    """The service's words at its session limit: "... maximum duration of 60 minutes."."""
+    if seconds >= 60 and seconds % 60 == 0:
+        length = f"{int(seconds // 60)} minutes"
+    else:
+        length = f"{seconds:g} seconds"
+    return f"Your session hit the maximum duration of {length}."
 
 
 def _words(text: str) -> list[str]:
@@ -90,6 +119,7 @@ class _Response:
     cancel_reason: str | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     output: list[dict[str, Any]] = field(default_factory=list)
+    scope: faults.Scope = field(default_factory=faults.Scope)
     audio_ms: int = 0
     text_tokens: int = 0
 
@@ -97,11 +127,15 @@ class _Response:
 class Connection:
     """Protocol state of one WebSocket client: session, conversation, audio buffer, response."""
 
-    def __init__(self, state: SharedState, ws: ServerConnection, model: str) -> None:
+    def __init__(self, state: SharedState, ws: ServerConnection, model: str,
+                 session: SessionRecord) -> None:
         self.state = state
         self.ws = ws
+        self.session = session
         expires = state.max_session_seconds if state.max_session_seconds is not None else 3600
-        self.config = v.default_session(model, new_id("sess"), math.ceil(time.time() + expires))
+        expires_at = math.ceil(time.time() + expires)
+        self.config = v.default_session(model, new_id("sess"), expires_at)
+        state.describe_session(session, self.config["id"], model, expires_at)
         self.conversation_id = new_id("conv")
         self.items: list[dict[str, Any]] = []
         self.items_by_id: dict[str, dict[str, Any]] = {}
@@ -120,7 +154,16 @@ class Connection:
         self.pending_text = False
         self.pending_tool: tuple[str, str] | None = None
         self.queued_response = False  # the VAD wants a response once the active one ends
-        self._tasks: set[asyncio.Task[None]] = set()  # responses and the session timer
+        self._tasks: set[asyncio.Task[None]] = set()  # responses, the session timer, stalls
+        self.scope = faults.Scope()  # fault counts for events outside responses
+        self.ended = False  # a fault or the session limit ended the connection
+        self._stalls = 0  # stalls in progress (nothing is sent while > 0)
+        self._read_stalls = 0  # of which stop reading too
+        self._reading = asyncio.Event()
+        self._reading.set()
+        self._held: deque[tuple[Callable[[], Awaitable[None]],
+                                asyncio.Future[None] | None]] = deque()
+        self._tcp_done: asyncio.Future[None] | None = None  # a FIN drop's drain
         self._configure_vad()
 
     # -- life cycle ----------------------------------------------------------------------------
@@ -129,9 +172,13 @@ class Connection:
         """Greet the client, then handle its events until the connection ends."""
         if self.state.max_session_seconds is not None:
             self._spawn(self._expire(self.state.max_session_seconds))
+        _in_reader.set(True)
         try:
             await self.emit("session.created", session=copy.deepcopy(self.config))
-            async for message in self.ws:
+            while True:
+                if not self._reading.is_set():
+                    await self._reading.wait()
+                message = await self.ws.recv()
                 await self._on_message(message)
         except ConnectionClosed:
             pass
@@ -140,11 +187,20 @@ class Connection:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self._fail_held()
+            if self._tcp_done is not None:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._tcp_done),
+                                           faults.DRAIN_SECONDS + 1.0)
+            rcvd = self.ws.protocol.close_rcvd
+            self.state.end_session(self.session, None if rcvd is None else (rcvd.code,
+                                                                             rcvd.reason))
 
     def cancel_tasks(self) -> None:
         """Stop producing output (the emulator is shutting down); run() awaits the tasks."""
         for task in list(self._tasks):
             task.cancel()
+        self._reading.set()  # a frozen reader must see the close to let run() end
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         """Run a task owned by this connection (cancelled and awaited when it ends)."""
@@ -153,47 +209,200 @@ class Connection:
         task.add_done_callback(self._tasks.discard)
 
     async def _expire(self, seconds: float) -> None:
-        """End the session like the service does at its maximum duration."""
-        await asyncio.sleep(seconds)
-        if seconds >= 60 and seconds % 60 == 0:
-            length = f"{int(seconds // 60)} minutes"
-        else:
-            length = f"{seconds:g} seconds"
-        logger.info("session %s reached its maximum duration (%s)", self.config["id"], length)
+        """End the session like the service does at its maximum duration: at `expires_at`, the
+        moment session.created announced (a whole second, so up to 1 s past `seconds`)."""
+        await asyncio.sleep(max(0.0, self.config["expires_at"] - time.time()))
+        logger.info("session %s reached its maximum duration (%g s)", self.config["id"], seconds)
         try:
             await self.emit("error", error={
                 "type": "invalid_request_error", "code": "session_expired",
-                "message": f"Your session hit the maximum duration of {length}.",
-                "param": None, "event_id": None})
-            await self.ws.close(1001, "maximum duration")
+                "message": expiry_message(seconds), "param": None, "event_id": None})
+            await self._out(functools.partial(self._close, 1001, "maximum duration"))
         except ConnectionClosed:
             pass
 
     # -- sending -------------------------------------------------------------------------------
 
     async def emit(self, type_: str, **fields: Any) -> None:
-        """Send one server event (with a fresh event_id) and record it."""
+        """Send one server event (with a fresh event_id), with the faults anchored on it."""
         event: dict[str, Any] = {"type": type_, "event_id": new_id("event"), **fields}
-        text = json.dumps(event)
-        if type_ == "response.output_audio.delta":
-            record = {k: val for k, val in event.items() if k != "delta"}
-            delta = event["delta"]
-            record["delta_bytes"] = len(delta) * 3 // 4 - delta[-2:].count("=")
-        else:
-            record = event
-        self.state.record_sent(record)
-        await self.ws.send(text)
+        fired: list[tuple[int, Fault]] = []
+        if self.state.faults:
+            resp = _responding.get()
+            if resp is not None:
+                scope, turn = resp.scope, resp.plan.turn_number
+            else:
+                scope, turn = self.scope, self.state.current_turn
+            fired = faults.select(self.state, type_, scope, turn, self.session)
+        if not fired:
+            await self._out(functools.partial(self._write_event, event))
+            return
+        for when in ("before", "instead", "after"):
+            if when == "instead" and not any(f.when == "instead" for _, f in fired):
+                await self._out(functools.partial(self._write_event, event))
+                continue
+            for index, fault in fired:
+                if fault.when == when:
+                    await self._out(functools.partial(self._act, index, fault, event))
 
     async def emit_error(self, error: v.ClientError, event_id: str | None) -> None:
         await self.emit("error", error={"type": error.error_type, "code": error.code,
                                         "message": error.message, "param": error.param,
                                         "event_id": event_id})
 
+    async def _out(self, op: Callable[[], Awaitable[None]]) -> None:
+        """Run one send (or a fault's action on the wire) in order with all the others.
+
+        While the connection stalls, the operation is held until the stall ends; the caller
+        waits for it, except the reader, which must go on reading (until HELD_LIMIT).
+        """
+        if self.ended:
+            raise ConnectionClosed(None, None)
+        if self._stalls == 0 and not self._held:
+            await op()
+            return
+        future: asyncio.Future[None] | None = None
+        if not _in_reader.get() or len(self._held) >= HELD_LIMIT:
+            future = asyncio.get_running_loop().create_future()
+        self._held.append((op, future))
+        if future is not None:
+            await future
+
+    async def _write_event(self, event: dict[str, Any]) -> None:
+        record = event
+        if event["type"] == "response.output_audio.delta":
+            record = {k: val for k, val in event.items() if k != "delta"}
+            delta = event["delta"]
+            record["delta_bytes"] = len(delta) * 3 // 4 - delta[-2:].count("=")
+        await self._transmit(json.dumps(event), record)
+
+    async def _transmit(self, frame: str | bytes, record: dict[str, Any]) -> None:
+        """The one place a frame reaches the socket (and the record of what was sent)."""
+        self.state.record_sent(self.session, record)
+        await self.ws.send(frame)
+
+    # -- faults --------------------------------------------------------------------------------
+
+    async def _act(self, index: int, fault: Fault, event: dict[str, Any]) -> None:
+        """Do what an injected fault says, at its place in the outgoing traffic."""
+        do = fault.do
+        if do == "drop":
+            await self._drop()
+        elif do == "reset":
+            await self._reset()
+        elif do == "close":
+            await self._close(fault.code, fault.reason)
+        elif do in ("stall_reading", "stall_sending"):
+            self._begin_stall(fault.seconds, reading=do == "stall_reading")
+        elif do == "send":
+            frame = faults.encode(fault.json, fault, fault.text)
+            await self._transmit(frame, faults.record_of(fault.json, frame, index, fault.text))
+        elif do == "replace":
+            changed = faults.mutate(event, fault)
+            frame = faults.encode(changed, fault)
+            await self._transmit(frame, faults.record_of(changed, frame, index))
+        elif do == "duplicate":
+            for _ in range(fault.copies):
+                again = copy.deepcopy(event)
+                if not fault.same_event_id:
+                    again["event_id"] = new_id("event")
+                text = json.dumps(again)
+                await self._transmit(text, faults.record_of(again, text, index))
+        elif do == "error":
+            error = faults.error_event(fault.error, new_id("event"))
+            text = json.dumps(error)
+            await self._transmit(text, faults.record_of(error, text, index))
+
+    async def _drop(self) -> None:
+        """End TCP with a FIN and no close frame (what was sent before still arrives)."""
+        self.ended = True
+        logger.info("dropping the connection of %s (FIN, no close frame)", self.config["id"])
+        self._tcp_done = faults.finish_with_fin(self.ws.transport,
+                                                functools.partial(self.ws.connection_lost, None))
+
+    async def _reset(self) -> None:
+        """End TCP with an RST."""
+        self.ended = True
+        logger.info("resetting the connection of %s (RST)", self.config["id"])
+        await faults.reset(self.ws.transport)
+
+    async def _close(self, code: int | None, reason: str) -> None:
+        """Close with this code and reason; codes websockets will not send go out raw."""
+        self.ended = True
+        if code is not None and (code in EXTERNAL_CLOSE_CODES or 3000 <= code <= 4999):
+            await self.ws.close(code, reason)
+            return
+        logger.info("closing %s with a raw close frame (code %s)", self.config["id"], code)
+        if not self.ws.transport.is_closing():
+            self.ws.transport.write(faults.close_frame(code, reason))
+        await self._drop()
+
+    def _begin_stall(self, seconds: float | None, reading: bool) -> None:
+        """Send nothing (and with `reading`, read nothing) for `seconds`, or until the end."""
+        logger.info("stalling %s (%s) for %s", self.config["id"],
+                    "not reading, not sending" if reading else "reading, not sending",
+                    "ever" if seconds is None else f"{seconds:g} s")
+        self._stalls += 1
+        if reading:
+            self._read_stalls += 1
+            self._reading.clear()
+            self.ws.transport.pause_reading()
+        keepalive = self.ws.keepalive_task  # a stalled peer sends no pings either
+        if keepalive is not None:
+            keepalive.cancel()
+            self.ws.keepalive_task = None
+        if seconds is not None or reading:
+            self._spawn(self._stall_end(seconds, reading))
+
+    async def _stall_end(self, seconds: float | None, reading: bool) -> None:
+        if seconds is not None:
+            await asyncio.sleep(seconds)
+        else:  # frozen until the client gives up; notice it without reading the socket
+            while not faults.peer_gone(self.ws.transport):
+                await asyncio.sleep(PEER_POLL_SECONDS)
+            logger.info("the client of stalled %s went away", self.config["id"])
+            self.ended = True
+            self.ws.transport.abort()
+        if reading:
+            self._read_stalls -= 1
+            if self._read_stalls == 0:
+                if not self.ws.transport.is_closing():
+                    self.ws.transport.resume_reading()
+                self._reading.set()
+        self._stalls -= 1
+        await self._flush()
+
+    async def _flush(self) -> None:
+        """Send what a stall held back, in order, until the next stall (or the end)."""
+        while self._held and self._stalls == 0:
+            if self.ended:
+                self._fail_held()
+                return
+            op, future = self._held.popleft()
+            try:
+                await op()
+            except ConnectionClosed as exc:
+                self.ended = True
+                if future is not None and not future.done():
+                    future.set_exception(exc)
+                self._fail_held()
+                return
+            if future is not None and not future.done():
+                future.set_result(None)
+
+    def _fail_held(self) -> None:
+        """The connection is over: whoever waits behind a stall gets ConnectionClosed."""
+        while self._held:
+            _, future = self._held.popleft()
+            if future is not None and not future.done():
+                future.set_exception(ConnectionClosed(None, None))
+
     # -- receiving -----------------------------------------------------------------------------
 
     async def _on_message(self, message: str | bytes) -> None:
         if isinstance(message, bytes):
-            self.state.record_received({"type": None, "_binary_bytes": len(message)})
+            self.state.record_received(self.session, {"type": None,
+                                                      "_binary_bytes": len(message)})
             await self.emit_error(v.ClientError(
                 "Expected a text WebSocket message; binary frames are not supported.",
                 code="invalid_event"), None)
@@ -201,7 +410,8 @@ class Connection:
         try:
             event = json.loads(message)
         except ValueError as exc:
-            self.state.record_received({"type": None, "_invalid_json": message[:500]})
+            self.state.record_received(self.session, {"type": None,
+                                                      "_invalid_json": message[:500]})
             await self.emit_error(v.ClientError(
                 f"Invalid event: failed to parse JSON value ({exc}).", code="invalid_json"), None)
             return
@@ -212,7 +422,7 @@ class Connection:
             record["audio_bytes"] = None if pcm is None else len(pcm)
         else:
             record = event if isinstance(event, dict) else {"type": None, "_not_an_object": event}
-        self.state.record_received(record)
+        self.state.record_received(self.session, record)
         event_id = event.get("event_id") if isinstance(event, dict) else None
         if not isinstance(event_id, str):
             event_id = None
@@ -305,7 +515,7 @@ class Connection:
         if pcm is None:
             raise v.ClientError("Invalid 'audio': expected base64-encoded audio bytes.",
                                 code="invalid_value", param="audio")
-        self.state.add_input_audio(pcm)
+        self.state.add_input_audio(self.session, pcm)
         self.buffer += pcm
         data = self._odd + pcm
         usable = len(data) // 2 * 2
@@ -466,6 +676,7 @@ class Connection:
             item["call_id"] = new_id("call")
         item = {"id": item.pop("id"), **item}
         previous = self._add_item(item, after)
+        self.state.record_item(self.session, copy.deepcopy(item))
         await self.emit("conversation.item.added", previous_item_id=previous,
                         item=copy.deepcopy(item))
         await self.emit("conversation.item.done", previous_item_id=previous,
@@ -585,6 +796,8 @@ class Connection:
 
     async def _run_response(self, resp: _Response) -> None:
         plan = resp.plan
+        _responding.set(resp)  # this task's context only
+        _in_reader.set(False)
         try:
             if plan.kind in ("error", "close", "drop"):
                 await self._fault(resp)
@@ -631,9 +844,10 @@ class Connection:
                                             "event_id": None})
         elif plan.kind == "close":
             assert turn.close is not None
-            await self.ws.close(turn.close, f"rtd emulator scenario turn {plan.turn_number}")
+            await self._out(functools.partial(
+                self._close, turn.close, f"rtd emulator scenario turn {plan.turn_number}"))
         else:
-            self.ws.transport.abort()
+            await self._out(self._drop)
 
     async def _speak(self, text: str) -> bytes:
         """Synthesize off the event loop; fall back to tones if espeak fails."""

@@ -13,7 +13,7 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
 from pathlib import Path
@@ -26,9 +26,10 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from rtd.emulator import faults as fault_actions
 from rtd.emulator.connection import Connection, new_id
-from rtd.emulator.scenario import Scenario, load_scenario
-from rtd.emulator.state import SharedState
+from rtd.emulator.scenario import UPGRADE, Fault, Scenario, load_scenario, parse_faults
+from rtd.emulator.state import SessionRecord, SharedState
 from rtd.emulator.validation import DEFAULT_MODEL
 from rtd.emulator.voice import resolve_engine
 from rtd.exceptions import RtdError
@@ -53,14 +54,20 @@ class Emulator:
     default reply). `auth_failure` chooses how a wrong key is refused: "http" answers the
     upgrade with HTTP 401; "close" accepts it, sends an `invalid_api_key` error event and closes
     with 3000, which is what the live service was observed to do on a WebSocket.
+    `max_session_seconds` ends every connection like the service's 60-minute limit. `faults`
+    are injected after the scenario's own `[[fault]]` tables: each a `Fault`, a table with the
+    same keys, or such a table's inside as TOML text; a bad one raises ConfigError naming the
+    key, e.g. `faults=[{"at": "response.done", "do": "duplicate", "turn": 1}]`.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
                  scenario: Scenario | str | Path | None = None, api_key: str | None = None,
                  voice_engine: str = "auto", max_session_seconds: float | None = None,
-                 *, auth_failure: Literal["http", "close"] = "http") -> None:
+                 *, auth_failure: Literal["http", "close"] = "http",
+                 faults: Iterable[Fault | Mapping[str, Any] | str] = ()) -> None:
         if isinstance(scenario, (str, Path)):
             scenario = load_scenario(scenario)
+        extra = parse_faults(faults)
         if max_session_seconds is not None and max_session_seconds <= 0:
             raise ValueError("max_session_seconds must be positive (or None for one hour)")
         if auth_failure not in ("http", "close"):
@@ -71,7 +78,8 @@ class Emulator:
         self._requested_port = port
         self._port: int | None = None
         self._state = SharedState(scenario or Scenario(), resolve_engine(voice_engine),
-                                  max_session_seconds)
+                                  max_session_seconds, faults=extra)
+        self._upgrade_scope = fault_actions.Scope()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
@@ -147,9 +155,11 @@ class Emulator:
     async def _main(self) -> None:
         self._stop_requested = asyncio.Event()
         try:
+            # No opening-handshake timeout: a fault may stall the upgrade for longer.
             server = await ws_serve(self._handle, self.host, self._requested_port,
                                     process_request=self._check_request,
-                                    max_size=MAX_MESSAGE_BYTES, close_timeout=CLOSE_TIMEOUT)
+                                    max_size=MAX_MESSAGE_BYTES, close_timeout=CLOSE_TIMEOUT,
+                                    open_timeout=None)
         except OSError as exc:
             self._start_error = exc
             self._ready.set()
@@ -177,8 +187,18 @@ class Emulator:
 
     # -- connections ---------------------------------------------------------------------------
 
-    def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Refuse a wrong or missing key with HTTP 401 before the upgrade (auth_failure="http")."""
+    async def _check_request(self, connection: ServerConnection,
+                             request: Request) -> Response | None:
+        """Apply the upgrade's faults, then refuse a wrong or missing key with HTTP 401
+        (auth_failure="http")."""
+        self._state.begin_attempt()
+        if self._state.faults:
+            turn = self._state.current_turn
+            for _, fault in fault_actions.select(self._state, UPGRADE, self._upgrade_scope, turn,
+                                                 None):
+                response = await self._upgrade_fault(connection, fault)
+                if response is not None:
+                    return response
         if self.api_key is None or self.auth_failure != "http":
             return None
         problem = self._auth_problem(request)
@@ -191,6 +211,42 @@ class Emulator:
         response.headers["Content-Type"] = "application/json"
         logger.info("refused a connection: %s", problem)
         return response
+
+    async def _upgrade_fault(self, connection: ServerConnection,
+                             fault: Fault) -> Response | None:
+        """Answer the upgrade request as the fault says; None lets the upgrade go on."""
+        transport = connection.transport
+        if fault.do == "http":
+            assert fault.status is not None
+            response = connection.respond(HTTPStatus(fault.status), fault_actions.http_body(fault))
+            del response.headers["Content-Type"]
+            response.headers["Content-Type"] = "application/json"
+            if fault.retry_after is not None:
+                response.headers["Retry-After"] = fault.retry_after
+            for name, value in fault.headers.items():
+                response.headers[name] = value
+            logger.info("answering an upgrade with HTTP %d (fault)", fault.status)
+            return response
+        stop = self._stop_requested
+        waits: list[asyncio.Future[Any]] = [asyncio.shield(connection.connection_lost_waiter)]
+        if fault.do == "stall_sending":
+            logger.info("stalling an upgrade for %s", "ever" if fault.seconds is None
+                        else f"{fault.seconds:g} s")
+            if stop is not None:
+                waits.append(asyncio.ensure_future(stop.wait()))
+            _, pending = await asyncio.wait(waits, timeout=fault.seconds,
+                                            return_when=asyncio.FIRST_COMPLETED)
+            for future in pending:
+                future.cancel()
+            return None  # go on (websockets answers 503 when the emulator is stopping)
+        if fault.do == "reset":
+            await fault_actions.reset(transport)
+        else:
+            transport.close()  # nothing unread is left: the request was read whole, so a FIN
+        _, pending = await asyncio.wait(waits, timeout=1.0)
+        for future in pending:
+            future.cancel()
+        return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "")  # never sent: closed
 
     def _auth_problem(self, request: Request) -> str | None:
         """Why the request's credentials are refused, or None when they are fine."""
@@ -211,23 +267,23 @@ class Emulator:
         for name, value in request.headers.raw_items():
             key = name.lower()
             headers[key] = f"{headers[key]}, {value}" if key in headers else value
-        self._state.accept_connection(headers, request.path)
+        session = self._state.accept_connection(headers, request.path)
         query = parse_qs(urlsplit(request.path).query)
         model = (query.get("model") or [DEFAULT_MODEL])[0]
         logger.info("connection from %s to %s (model %s)", ws.remote_address, request.path,
                     model)
         try:
             if "realtime=v1" in headers.get("openai-beta", ""):
-                await self._refuse(ws, "beta_api_shape_disabled", 4000,
+                await self._refuse(ws, session, "beta_api_shape_disabled", 4000,
                                    "The beta Realtime API shape is no longer supported; remove "
                                    "the 'OpenAI-Beta: realtime=v1' header and use the GA shape.")
                 return
             if self.api_key is not None and self.auth_failure == "close":
                 problem = self._auth_problem(request)
                 if problem is not None:
-                    await self._refuse(ws, "invalid_api_key", 3000, problem)
+                    await self._refuse(ws, session, "invalid_api_key", 3000, problem)
                     return
-            connection = Connection(self._state, ws, model)
+            connection = Connection(self._state, ws, model, session)
             self._live.add(connection)
             try:
                 await connection.run()
@@ -237,14 +293,19 @@ class Emulator:
             pass
         except Exception:
             logger.exception("rtd emulator connection handler failed")
+        finally:
+            if not session.ended.is_set():
+                rcvd = ws.protocol.close_rcvd
+                self._state.end_session(session, None if rcvd is None else (rcvd.code,
+                                                                            rcvd.reason))
 
-    async def _refuse(self, ws: ServerConnection, code: str, close_code: int,
-                      message: str) -> None:
+    async def _refuse(self, ws: ServerConnection, session: SessionRecord, code: str,
+                      close_code: int, message: str) -> None:
         """Send a fatal error event and close, as the service does after the upgrade."""
         event = {"type": "error", "event_id": new_id("event"),
                  "error": {"type": "invalid_request_error", "code": code, "message": message,
                            "param": None, "event_id": None}}
-        self._state.record_sent(event)
+        self._state.record_sent(session, event)
         await ws.send(json.dumps(event))
         await ws.close(close_code, f"invalid_request_error.{code}")
 
@@ -300,6 +361,28 @@ class Emulator:
         return self._state.connections
 
     @property
+    def attempts(self) -> int:
+        """Number of upgrade requests, accepted or refused (by a fault, or a wrong key)."""
+        return self._state.attempts
+
+    @property
+    def sessions(self) -> list[SessionRecord]:
+        """One record per accepted connection, in order: what it received and sent, the items
+        the client created in it, its close frame. See `SessionRecord`."""
+        return self._state.sessions
+
+    @property
+    def faults(self) -> tuple[Fault, ...]:
+        """The faults in play: the scenario's, then those given to the constructor."""
+        return self._state.faults
+
+    @property
+    def injected(self) -> list[dict[str, Any]]:
+        """Faults fired so far, in order: {"fault": index into `faults`, "do", "at", "when",
+        "session": index into `sessions` (None at the upgrade), "turn"}."""
+        return self._state.injected
+
+    @property
     def headers(self) -> list[dict[str, str]]:
         """Request headers of each accepted connection, names lower-cased."""
         return self._state.headers
@@ -324,6 +407,11 @@ class Emulator:
         """First sent server event (past or future) matching; TimeoutError otherwise."""
         return self._state.wait_for("sent", predicate, timeout)
 
+    def wait_for_injected(self, predicate: Callable[[dict[str, Any]], bool] = lambda r: True,
+                          timeout: float = 10.0) -> dict[str, Any]:
+        """First injected-fault record (past or future) matching; TimeoutError otherwise."""
+        return self._state.wait_for("injected", predicate, timeout)
+
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
     """Cancel and await whatever is still pending, so nothing is destroyed while pending."""
@@ -336,10 +424,17 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
 
 def serve(host: str = "127.0.0.1", port: int = 8765, scenario_path: str | None = None,
           api_key: str | None = None, voice_engine: str = "auto",
-          max_session_seconds: float | None = None) -> None:
-    """Run the emulator in the foreground until Ctrl-C or SIGTERM (for `rtd emulate`)."""
+          max_session_seconds: float | None = None, *,
+          auth_failure: Literal["http", "close"] = "http",
+          faults: Iterable[str] = ()) -> None:
+    """Run the emulator in the foreground until Ctrl-C or SIGTERM (for `rtd emulate`).
+
+    `faults` are `--fault` options: each the inside of a `[[fault]]` table as TOML text.
+    """
+    extra = parse_faults(faults, source="--fault")
     emulator = Emulator(host=host, port=port, scenario=scenario_path, api_key=api_key,
-                        voice_engine=voice_engine, max_session_seconds=max_session_seconds)
+                        voice_engine=voice_engine, max_session_seconds=max_session_seconds,
+                        auth_failure=auth_failure, faults=extra)
     emulator.start()
     print(BANNER.format(url=emulator.url), flush=True)
     stop = threading.Event()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import struct
 import time
@@ -66,8 +67,69 @@ class Client:
                 self.events.append(json.loads(data))
         raise AssertionError("the server did not close the connection")
 
+    def frame(self) -> tuple[int, bytes]:
+        """The next data frame, raw: (opcode, payload); text frames are not decoded."""
+        opcode, data = self.ws.recv_data()
+        return opcode, data
+
+    def quiet(self, seconds: float) -> bool:
+        """True when no frame arrives within `seconds` (the wait is bounded, not measured)."""
+        self.ws.settimeout(seconds)
+        try:
+            self.ws.recv_data(control_frame=True)
+        except websocket.WebSocketTimeoutException:
+            return True
+        finally:
+            self.ws.settimeout(TIMEOUT)
+        return False
+
+    def raw_close_frame(self) -> tuple[int | None, str]:
+        """Read the next frame off the raw socket, which must be a close frame: (code, reason).
+
+        websocket-client refuses close codes the RFC keeps off the wire (1005, 2999, ...);
+        this reads them as they are. The code is None for a close frame without one.
+        """
+        sock = self.ws.sock
+        sock.settimeout(TIMEOUT)
+
+        def exactly(size: int) -> bytes:
+            data = b""
+            while len(data) < size:
+                more = sock.recv(size - len(data))
+                if not more:
+                    raise AssertionError("the connection ended before a close frame")
+                data += more
+            return data
+
+        first, second = exactly(2)
+        assert first == 0x88, f"not a final close frame: {first:#x}"
+        assert not second & 0x80, "a server frame must not be masked"
+        payload = exactly(second & 0x7F)
+        if not payload:
+            return None, ""
+        return struct.unpack("!H", payload[:2])[0], payload[2:].decode()
+
+    def tcp_end(self) -> str:
+        """Read the raw socket until the server ends TCP: "fin" (EOF) or "rst" (reset).
+
+        Raises when a WebSocket frame or any other byte arrives first: the server was meant to
+        end the connection without a close frame.
+        """
+        sock = self.ws.sock
+        sock.settimeout(TIMEOUT)
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            return "rst"
+        if data:
+            raise AssertionError(f"{len(data)} more bytes arrived before the end: {data[:40]!r}")
+        return "fin"
+
     def close(self) -> None:
-        self.ws.close()
+        if self.ws.sock is None:
+            return
+        with contextlib.suppress(OSError, websocket.WebSocketException):
+            self.ws.close(timeout=1)
         self.ws.shutdown()  # close() leaves the socket open when the server closed first
 
 
