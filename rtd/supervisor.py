@@ -2,8 +2,9 @@
 
 Routing is a table from message type to actor names, looked up on the sender's thread and
 delivered with `tell`, so a message costs one queue hop and no actor ever waits on another.
-A crashed actor is restarted one-for-one; past `max_restarts` in a minute the daemon gives up
-with a non-zero exit so systemd can start it afresh.
+A crashed actor is restarted one-for-one after a delay that doubles with its recent crashes
+(never in a tight loop); past `max_restarts` core-actor crashes in a minute the daemon gives up
+with exit 70 so systemd can start it afresh. Plugin components never end the daemon.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -96,7 +98,12 @@ class Bus:
 
 
 class RtdActor(pykka.ThreadingActor):
-    """Base of rtd's actors: reports its crash to the supervisor instead of dying silently."""
+    """Base of rtd's actors: reports its crash to the supervisor instead of dying silently.
+
+    A crash is caught here rather than left to pykka, which would log "Unhandled exception"
+    with the traceback (twice, chained, for a start-up error) on every crash: the supervisor
+    logs the first crash of each actor with its traceback and later ones as one line each.
+    """
 
     #: Name used in logs and routes.
     name = "actor"
@@ -105,8 +112,8 @@ class RtdActor(pykka.ThreadingActor):
         super().__init__()
         self.bus = bus
         self._on_crash = on_crash
-
         self._start_error: Exception | None = None
+        self._failed = False
 
     def setup(self) -> None:
         """Acquire what the actor needs (open devices, connect); runs on the actor's thread."""
@@ -127,21 +134,30 @@ class RtdActor(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Ping):
-            if self._start_error is not None:
-                raise self._start_error
+            # returned, not raised: the supervisor raises it as one line (see _start_child)
+            return self._start_error
+        if self._failed:
+            return None  # crashed: what was queued before the stop is not handled
+        try:
+            return self.handle(message)
+        except Exception as exc:
+            self._crash(exc)
             return None
-        return self.handle(message)
+
+    def _crash(self, exc: Exception) -> None:
+        self._failed = True
+        try:
+            self.release()  # the restarted actor must find the device free
+        except Exception as again:
+            logger.warning("%s: releasing after its crash failed too: %s: %s", self.name,
+                           type(again).__name__, again)
+        finally:
+            self._on_crash(self.name, exc)
+            self.stop()
 
     def on_stop(self) -> None:
-        self.release()
-
-    def on_failure(self, exception_type: Any, exception_value: BaseException | None,
-                   traceback: Any) -> None:
-        # pykka skips on_stop after a crash; the restarted actor must find the device free
-        try:
+        if not self._failed:  # after a crash, release() already ran
             self.release()
-        finally:
-            self._on_crash(self.name, exception_value or exception_type())
 
 
 @dataclass
@@ -158,6 +174,8 @@ class Child:
     """May miss streaming chunks when it falls behind (plugin receivers), see `Bus`."""
     ref: pykka.ActorRef[Any] | None = field(default=None, repr=False)
     crashes: deque[float] = field(default_factory=deque, repr=False)
+    """When it crashed in the last 10 minutes: the restart delay doubles with each."""
+    total_crashes: int = field(default=0, repr=False)
 
 
 @dataclass(frozen=True)
@@ -175,8 +193,11 @@ class _Restart:
 class _StopRequested:
     pass
 
-#: Seconds before a crashed component is restarted: doubling per recent crash, up to this.
+#: Seconds before a crashed actor is restarted: ``RESTART_FIRST``, doubling per recent crash,
+#: up to these limits (core actors come back sooner: the conversation needs them).
+RESTART_FIRST = 1.0
 COMPONENT_BACKOFF_LIMIT = 60.0
+CORE_BACKOFF_LIMIT = 30.0
 
 
 class StartupError(Exception):
@@ -187,11 +208,14 @@ class Supervisor:
     """Owns the actors of one daemon: their order, their routes and their restarts."""
 
     def __init__(self, children: list[Child], bus: Bus | None = None, *,
-                 max_restarts: int = 5, period: float = 60.0) -> None:
+                 max_restarts: int = 5, period: float = 60.0,
+                 restart_first: float = RESTART_FIRST) -> None:
         self.bus = bus or Bus()
         self.children = children
         self.max_restarts = max_restarts
         self.period = period
+        self.restart_first = restart_first
+        """Seconds before the first restart of a crashed actor; doubled per recent crash."""
         self._control: queue.Queue[object] = queue.Queue(maxsize=64)
         self._restarts: deque[float] = deque()
         self._started: list[Child] = []
@@ -223,8 +247,8 @@ class Supervisor:
                     self.stop()
                     raise StartupError(f"{child.name}: {exc}") from exc
                 self._started.append(child)
-                self._schedule_component_restart(child, _Crashed(child.name, exc),
-                                                 time.monotonic())
+                child.total_crashes += 1
+                self._schedule_restart(child, exc, time.monotonic())
                 continue
             self._started.append(child)
             logger.debug("started %s", child.name)
@@ -233,7 +257,7 @@ class Supervisor:
         ref = child.start(self.bus, self._crashed)
         # ask() is for start-up only: it confirms setup() ran before the next actor begins
         try:
-            ref.ask(Ping(), timeout=10)
+            error = ref.ask(Ping(), timeout=10)
         except pykka.ActorDeadError:
             # it crashed before answering: its error is already in the control queue
             raise self._take_crash(child.name) or StartupError("stopped during start-up") \
@@ -241,6 +265,9 @@ class Supervisor:
         except Exception:
             ref.stop(block=True, timeout=2)
             raise
+        if error is not None:  # setup() failed: release what it got, report the error
+            ref.stop(block=True, timeout=2)
+            raise error
         child.ref = ref
         self.bus.attach(child.name, ref)
 
@@ -283,58 +310,65 @@ class Supervisor:
                 if code is not None:
                     return code
             if isinstance(item, _Restart):
-                self._restart_component(item.name)
+                code = self._restart_component(item.name)
+                if code is not None:
+                    return code
 
     def _restart(self, crash: _Crashed) -> int | None:
+        """A started actor crashed: schedule its restart, or end the daemon past the limit."""
         child = next((c for c in self._started if c.name == crash.name), None)
-        if child is None:
+        if child is None or child.ref is None:  # not ours, or already down and scheduled
             return None
+        return self._crashed_child(child, crash.error)
+
+    def _crashed_child(self, child: Child, error: BaseException) -> int | None:
         now = time.monotonic()
-        if not child.critical:
-            if child.ref is not None:  # else a restart is already scheduled
-                self._schedule_component_restart(child, crash, now)
-            return None
-        while self._restarts and now - self._restarts[0] > self.period:
-            self._restarts.popleft()
-        if len(self._restarts) >= self.max_restarts:
-            logger.error("%s crashed (%s) and restarts are exhausted (%d in %.0f s); exiting",
-                         crash.name, crash.error, self.max_restarts, self.period)
-            return EX_SOFTWARE
-        self._restarts.append(now)
         self.bus.attach(child.name, None)
-        logger.warning("%s crashed (%s: %s); restarting it", crash.name,
-                       type(crash.error).__name__, crash.error)
-        try:
-            self._start_child(child)
-        except Exception as exc:
-            logger.error("%s could not be restarted: %s", child.name, exc)
-            return EX_SOFTWARE
+        child.ref = None
+        child.total_crashes += 1
+        if child.critical:
+            while self._restarts and now - self._restarts[0] > self.period:
+                self._restarts.popleft()
+            if len(self._restarts) >= self.max_restarts:
+                logger.error("%s crashed (%s: %s) and restarts are exhausted (%d in %.0f s); "
+                             "exiting", child.name, type(error).__name__, error,
+                             self.max_restarts, self.period)
+                return EX_SOFTWARE
+            self._restarts.append(now)
+        self._schedule_restart(child, error, now)
         return None
 
-    def _schedule_component_restart(self, child: Child, crash: _Crashed, now: float) -> None:
+    def _schedule_restart(self, child: Child, error: BaseException, now: float) -> None:
+        """Restart after a delay that doubles with recent crashes: never in a tight loop."""
         self.bus.attach(child.name, None)
         child.ref = None
         while child.crashes and now - child.crashes[0] > 600:
             child.crashes.popleft()
         child.crashes.append(now)
-        delay = min(COMPONENT_BACKOFF_LIMIT, 2.0 ** (len(child.crashes) - 1))
-        logger.warning("%s failed (%s: %s); restarting it in %.0f s", child.name,
-                       type(crash.error).__name__, crash.error, delay)
+        limit = CORE_BACKOFF_LIMIT if child.critical else COMPONENT_BACKOFF_LIMIT
+        delay = min(limit, self.restart_first * 2.0 ** (len(child.crashes) - 1))
+        what = f"{type(error).__name__}: {error}"
+        if child.total_crashes <= 1:  # the first time, with the traceback a developer needs
+            logger.error("%s crashed: %s; restarting it in %.0f s%s", child.name, what, delay,
+                         _traceback(error))
+        else:
+            logger.warning("%s crashed again (%d crashes since start): %s; restarting it in "
+                           "%.0f s", child.name, child.total_crashes, what, delay)
         timer = threading.Timer(delay, self._put, args=(_Restart(child.name),))
         timer.daemon = True
         self._timers = [t for t in self._timers if t.is_alive()] + [timer]
         timer.start()
 
-    def _restart_component(self, name: str) -> None:
+    def _restart_component(self, name: str) -> int | None:
         child = next((c for c in self._started if c.name == name), None)
         if child is None or child.ref is not None:
-            return
+            return None
         try:
             self._start_child(child)
-        except Exception as exc:
-            self._schedule_component_restart(child, _Crashed(name, exc), time.monotonic())
-            return
+        except Exception as exc:  # failed again while starting: the same backoff, not an exit
+            return self._crashed_child(child, exc)
         logger.info("%s restarted", name)
+        return None
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop actors in reverse start order, each given a share of ``timeout`` seconds."""
@@ -355,6 +389,14 @@ class Supervisor:
                 pass
             child.ref = None
             logger.debug("stopped %s", child.name)
+
+
+def _traceback(error: BaseException) -> str:
+    """The traceback of where it went wrong: the root cause's, once, not the wrapper chain."""
+    root = error.__cause__ or error
+    if root.__traceback__ is None:
+        return ""
+    return "\n" + "".join(traceback.format_exception(root, chain=False)).rstrip()
 
 
 @dataclass(frozen=True)

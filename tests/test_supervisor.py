@@ -87,7 +87,7 @@ def test_startup_failure_stops_what_started_and_names_the_actor():
 
 def test_crashed_actor_is_restarted_and_keeps_receiving():
     journal: list = []
-    sup = Supervisor([child("a", journal, receives=(Note, Crash))])
+    sup = Supervisor([child("a", journal, receives=(Note, Crash))], restart_first=0.05)
     sup.start()
     first = sup.children[0].ref
     sup.bus.publish(Crash())
@@ -109,7 +109,8 @@ def test_crashed_actor_is_restarted_and_keeps_receiving():
 
 def test_restarts_are_limited():
     journal: list = []
-    sup = Supervisor([child("a", journal, receives=(Crash,))], max_restarts=2)
+    sup = Supervisor([child("a", journal, receives=(Crash,))], max_restarts=2,
+                     restart_first=0.05)
     sup.start()
     result: list[int] = []
     runner = threading.Thread(target=lambda: result.append(sup.run()), daemon=True)
@@ -143,4 +144,32 @@ def test_request_stop_ends_run_with_zero_quietly(caplog):
     sup.request_stop()
     assert sup.run() == 0
     assert "ERROR" not in caplog.text
+    sup.stop()
+
+
+def test_a_core_actor_failing_its_restart_is_retried_with_backoff(caplog):
+    """A crash, then a restart whose start-up fails (the device is still busy): the daemon
+    keeps trying with a growing delay instead of exiting at once, and logs one line each."""
+    journal: list = []
+    starts = [0]
+
+    def start(bus, crash):
+        starts[0] += 1
+        return Recorder.start(bus, crash, "a", journal, fail_start=starts[0] == 2)
+
+    sup = Supervisor([Child("a", start, (Crash,))], restart_first=0.05)
+    sup.start()
+    result: list[int] = []
+    runner = threading.Thread(target=lambda: result.append(sup.run()), daemon=True)
+    runner.start()
+    sup.bus.publish(Crash())
+    assert wait_until(lambda: starts[0] == 3 and sup.children[0].ref is not None)
+    assert result == [] and runner.is_alive()
+    assert "a crashed: RuntimeError: bug; restarting it in 0 s" in caplog.text
+    assert "a crashed again (2 crashes since start): OSError: device busy; restarting it in " \
+           "0 s" in caplog.text
+    assert caplog.text.count("Traceback") == 1
+    sup.bus.publish(Fatal("enough", 3))
+    runner.join(timeout=5)
+    assert result == [3]
     sup.stop()

@@ -261,6 +261,7 @@ def test_sending_after_stop_is_refused_once_with_a_clear_line(caplog):
 
 
 def test_crashing_sender_is_restarted_with_backoff(caplog):
+    """The first crash is logged with its traceback, each later one as one line with a count."""
     caplog.set_level(logging.INFO)
     runs: list[int] = []
 
@@ -269,21 +270,27 @@ def test_crashing_sender_is_restarted_with_backoff(caplog):
 
         def run(self, ctx):
             runs.append(1)
-            if len(runs) == 1:
+            if len(runs) <= 2:
                 raise RuntimeError("lost the serial port")
             ctx.stopping.wait(10)
 
     def start(bus, crash):
         return SenderActor.start(bus, crash, Crashy())
 
-    sup = Supervisor([Child("senders.crashy", start, critical=False)], max_restarts=0)
+    sup = Supervisor([Child("senders.crashy", start, critical=False)], max_restarts=0,
+                     restart_first=0.05)
     sup.start()
     runner = threading.Thread(target=sup.run, daemon=True)
     runner.start()
-    assert wait_until(lambda: len(runs) == 2, timeout=10)
-    assert "senders.crashy failed (SenderFailed: RuntimeError: lost the serial port); " \
-           "restarting it in 1 s" in caplog.text
-    assert "senders.crashy restarted" in caplog.text
+    assert wait_until(lambda: len(runs) == 3, timeout=10)
+    assert "senders.crashy crashed: SenderFailed: RuntimeError: lost the serial port; " \
+           "restarting it in 0 s" in caplog.text
+    assert "senders.crashy crashed again (2 crashes since start): SenderFailed: RuntimeError: " \
+           "lost the serial port; restarting it in 0 s" in caplog.text
+    assert caplog.text.count("Traceback") == 1  # once, with the first crash
+    assert "Unhandled exception" not in caplog.text  # pykka's own report is not repeated
+    # (a crash before its start-up was confirmed counts as a crash of the restart itself)
+    assert wait_until(lambda: "senders.crashy restarted" in caplog.text, timeout=10)
     assert runner.is_alive()  # a component never ends the daemon, even with max_restarts=0
     sup.stop()
 
