@@ -32,6 +32,7 @@ import inspect
 import json
 import logging
 import re
+import threading
 import types
 import typing
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -139,18 +140,18 @@ class Tool:
             kwargs[SETTINGS_PARAMETER] = settings
         result = self.function(**kwargs)
         if inspect.isawaitable(result):
-            import asyncio  # only tools that are coroutines pay for asyncio
-
-            result = asyncio.run(_await(result))
+            result = _run_awaitable(result, current_call())
         return result
 
-    def run(self, settings: Any, arguments_json: str) -> str:
+    def run(self, settings: Any, arguments_json: str, call: CallContext | None = None) -> str:
         """Run with the model's JSON arguments and return the `function_call_output` string.
 
         Never raises: invalid JSON, invalid arguments, an exception in the tool and a result
         that is not JSON all become ``{"error": "..."}`` describing it, so the model can tell
         the user what went wrong instead of waiting forever for an answer that never comes.
-        A string result is returned as is; anything else as JSON.
+        A string result is returned as is; anything else as JSON. ``call`` is what the tool
+        sees as `current_call()`; cancelling it cancels a coroutine tool and kills processes
+        started with `run_process`.
         """
         try:
             arguments = json.loads(arguments_json) if (arguments_json or "").strip() else {}
@@ -161,11 +162,16 @@ class Tool:
             logger.info("tool %s: invalid arguments from the model: %s", self.name,
                         "; ".join(problems))
             return _error("invalid arguments: " + "; ".join(problems))
+        _local.call = call
         try:
             result = self.invoke(arguments, settings)
+        except Cancelled:
+            return _error("the call was cancelled: rtd is stopping")
         except Exception as exc:  # a tool's bug must not take the daemon down
             logger.warning("tool %s failed: %s: %s", self.name, type(exc).__name__, exc)
             return _error(f"{type(exc).__name__}: {exc}")
+        finally:
+            _local.call = None
         if isinstance(result, str):
             return result
         try:
@@ -178,6 +184,120 @@ class Tool:
 async def _await(awaitable: Awaitable[Any]) -> Any:
     """Await anything awaitable; `asyncio.run` itself accepts only coroutines."""
     return await awaitable
+
+
+# -- cancelling a running call ----------------------------------------------------------------
+
+
+class Cancelled(Exception):
+    """The call was cancelled (rtd is stopping); raised out of `run_process` and coroutines."""
+
+
+class CallContext:
+    """One running tool call, which rtd may cancel (at shutdown) while the tool still runs.
+
+    Python cannot stop a thread, so cancelling is cooperative: it runs the callbacks tools
+    registered with `on_cancel` (`run_process` kills its process group; a coroutine tool's
+    task is cancelled) and sets `cancelled`, which a tool that loops can check.
+    """
+
+    def __init__(self, call_id: str = "") -> None:
+        self.call_id = call_id
+        self.cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+
+    def on_cancel(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the call is cancelled (at once if it already was)."""
+        with self._lock:
+            if not self.cancelled.is_set():
+                self._callbacks.append(callback)
+                return
+        callback()
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self.cancelled.is_set():
+                return
+            self.cancelled.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception as exc:  # one tool's broken callback must not stop the others
+                logger.warning("cancelling tool call %s: %s: %s", self.call_id,
+                               type(exc).__name__, exc)
+
+
+_local = threading.local()
+
+
+def current_call() -> CallContext | None:
+    """The call this thread is running for the tools actor, or None (e.g. in a test)."""
+    return getattr(_local, "call", None)
+
+
+def _run_awaitable(awaitable: Awaitable[Any], call: CallContext | None) -> Any:
+    """Run a coroutine tool on a fresh loop, cancelling its task when the call is cancelled."""
+    import asyncio  # only tools that are coroutines pay for asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        task = loop.create_task(_await(awaitable))
+        if call is not None:
+            call.on_cancel(lambda: loop.call_soon_threadsafe(task.cancel))
+        try:
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            raise Cancelled() from None
+    finally:
+        loop.close()
+
+
+def run_process(argv: list[str], *, timeout: float | None = None,
+                **options: Any) -> Any:
+    """`subprocess.run` for tools: the command and everything it starts end with the call.
+
+    The process gets a session (process group) of its own, and the whole group is killed when
+    the call is cancelled (rtd stopping) or ``timeout`` seconds pass; plain `subprocess.run`
+    kills only the direct child on a timeout and nothing at all at shutdown, so a ``sh -c``
+    or a script's children would outlive rtd. Raises `subprocess.TimeoutExpired` on a
+    timeout and `Cancelled` when cancelled; other keywords are `subprocess.Popen`'s.
+    """
+    import contextlib
+    import os
+    import signal
+    import subprocess
+
+    capture = options.pop("capture_output", False)
+    if capture:
+        options.setdefault("stdout", subprocess.PIPE)
+        options.setdefault("stderr", subprocess.PIPE)
+    proc = subprocess.Popen(argv, start_new_session=True, **options)
+    reaped = threading.Event()  # after that, the group id may belong to someone else
+
+    def kill_group() -> None:
+        if not reaped.is_set():
+            with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    call = current_call()
+    if call is not None:
+        call.on_cancel(kill_group)
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group()
+        proc.communicate()
+        raise
+    finally:
+        if proc.poll() is None:  # an exception in communicate (e.g. interrupted)
+            kill_group()
+            proc.wait()
+        reaped.set()
+    if call is not None and call.cancelled.is_set():
+        raise Cancelled()
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)
 
 
 def _error(message: str) -> str:
@@ -606,4 +726,5 @@ def tool(function: Callable[..., Any] | None = None, /, *, name: str | None = No
     return decorate
 
 
-__all__ = ["SETTINGS_PARAMETER", "Checker", "Tool", "parse_docstring", "tool"]
+__all__ = ["SETTINGS_PARAMETER", "CallContext", "Cancelled", "Checker", "Tool", "current_call",
+           "parse_docstring", "run_process", "tool"]

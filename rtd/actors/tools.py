@@ -1,8 +1,11 @@
 """The tools actor: runs the functions the model calls, off the audio and WebSocket paths.
 
-Each call runs on a small worker pool with a deadline; a call that overruns is answered with
+Each call runs on a thread of its own with a deadline; a call that overruns is answered with
 an error so the model can tell the user, instead of the conversation waiting forever. Python
-cannot kill a thread, so an overrunning tool keeps its worker until it returns.
+cannot kill a thread, so an overrunning tool keeps its thread until it returns. The threads
+are daemon threads and at shutdown every running call is cancelled (coroutine tools' tasks,
+processes started with `rtd.tools.run_process` and their children): stopping rtd never waits
+for a tool.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,13 +23,11 @@ import pykka
 from rtd.config import DEFAULT_TOOL_TIMEOUT
 from rtd.messages import ToolCall, ToolCallEvent
 from rtd.supervisor import Bus, RtdActor
-from rtd.tools import Tool
+from rtd.tools import CallContext, Tool
 
 logger = logging.getLogger(__name__)
 conversation = logging.getLogger("rtd.conversation")
 
-WORKERS = 4
-"""Tool calls running at once."""
 MAX_PENDING = 16
 """Calls in flight beyond which new ones are refused with an error output."""
 
@@ -35,7 +35,7 @@ MAX_PENDING = 16
 @dataclass(frozen=True)
 class _Finished:
     call: ToolCall
-    future: Future[str]
+    output: str
 
 
 @dataclass(frozen=True)
@@ -53,24 +53,18 @@ class ToolsActor(RtdActor):
         super().__init__(bus, on_crash)
         #: name -> (tool, its validated settings, configured timeout or None)
         self.tools = dict(tools)
-        self._pool: ThreadPoolExecutor | None = None
         self._deadlines: dict[str, threading.Timer] = {}
-
-    def setup(self) -> None:
-        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="rtd-tool")
+        self._running: dict[str, CallContext] = {}
 
     def handle(self, message: Any) -> Any:
         if isinstance(message, ToolCall):
             self._start(message)
         elif isinstance(message, _Finished):
+            self._running.pop(message.call.call_id, None)
             timer = self._deadlines.pop(message.call.call_id, None)
             if timer is not None:
                 timer.cancel()
-                try:
-                    output = message.future.result()
-                except BaseException as exc:  # cancelled at shutdown, or a bug in Tool.run
-                    output = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
-                self._answer(message.call, output)
+                self._answer(message.call, message.output)
         elif isinstance(message, _Overran) and \
                 self._deadlines.pop(message.call.call_id, None) is not None:
             logger.warning("tool %s did not finish within %.1f s; the model was told",
@@ -90,13 +84,21 @@ class ToolsActor(RtdActor):
             return
         tool, settings, configured = entry
         seconds = configured or tool.timeout or DEFAULT_TOOL_TIMEOUT
-        assert self._pool is not None
-        future = self._pool.submit(tool.run, settings, call.arguments)
+        context = CallContext(call.call_id)
+        self._running[call.call_id] = context
+
+        def work() -> None:
+            try:
+                output = tool.run(settings, call.arguments, context)
+            except BaseException as exc:  # Tool.run never raises; a bug in it must be answered
+                output = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+            self._tell(_Finished(call, output))
+
         timer = threading.Timer(seconds, self._tell, args=(_Overran(call, seconds),))
         timer.daemon = True
         self._deadlines[call.call_id] = timer
         timer.start()
-        future.add_done_callback(lambda f: self._tell(_Finished(call, f)))
+        threading.Thread(target=work, name=f"rtd-tool-{call.name}", daemon=True).start()
 
     def _tell(self, message: object) -> None:
         with contextlib.suppress(pykka.ActorDeadError):  # finished after shutdown
@@ -111,6 +113,8 @@ class ToolsActor(RtdActor):
         for timer in self._deadlines.values():
             timer.cancel()
         self._deadlines.clear()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        running, self._running = self._running, {}
+        if running:
+            logger.info("cancelling %d running tool call(s)", len(running))
+        for context in running.values():
+            context.cancel()

@@ -9,7 +9,7 @@ words); the model only ever picks one of those *names* and, for the commands lis
     commands = { uptime = ["uptime"], disk = ["df", "-h", "/"], lights = ["/usr/local/bin/lights"] }
     allow_arguments = ["lights"]
 
-The words are run as they are, with ``subprocess.run(argv, shell=False)``: nothing is split
+The words are run as they are, with `rtd.tools.run_process(argv)` (no shell): nothing is split
 or expanded, and no shell ever sees the model's text, so ``;``, ``|``, ``$(...)``, globs and
 redirections in an argument are just characters.
 
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from rtd import Tool, setting, tool
+from rtd.tools import run_process
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +130,10 @@ def run_command(command: str, arguments: list[str] | None = None, *,
     argv = [*argv, *extra]
     logger.info("shell: running %s", shlex.join(argv))
     try:
-        done = subprocess.run(
-            argv, shell=False, check=False, capture_output=True, text=True, errors="replace",
+        # its own process group, killed whole on a timeout or when rtd stops: a script's
+        # children do not outlive the call
+        done = run_process(
+            argv, capture_output=True, text=True, errors="replace",
             stdin=subprocess.DEVNULL,  # never rtd's stdin (the stdin sender may be reading it)
             timeout=settings.command_timeout, cwd=directory, env=command_environment(settings))
     except FileNotFoundError:
