@@ -49,6 +49,15 @@ class ProviderConfig:
     headers: dict[str, str] = setting({}, "extra HTTP headers for the upgrade (e.g. a gateway's)",
                                  secret=True)
     connect_timeout: float = setting(10.0, "seconds to wait for the connection", min=0.5, max=120)
+    ping_interval: float = setting(15.0, "seconds between WebSocket pings that check the server "
+                                   "is alive", min=0.2, max=300)
+    pong_timeout: float = setting(10.0, "seconds without an answer to a ping before the "
+                                  "connection is declared dead and replaced", min=0.2, max=300)
+    response_timeout: float = setting(20.0, "seconds without a word from the server while a "
+                                      "response is due before it counts as stalled", min=0.5,
+                                      max=600)
+    send_timeout: float = setting(5.0, "seconds a send may block before the connection is "
+                                  "declared dead", min=0.2, max=120)
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,9 @@ class AudioInputConfig:
     device: str = setting("default", "'default', a device index, or part of the device's name")
     path: str = setting("", "file backend: the WAV to read (any rate and channel count)")
     block_ms: int = setting(50, "milliseconds of audio per message to the server", min=10, max=500)
+    backlog_ms: int = setting(2000, "milliseconds of microphone audio held for the server when "
+                              "it cannot take it (disconnected, slow); beyond it the oldest is "
+                              "dropped", min=100, max=60000)
 
 
 @dataclass(frozen=True)
