@@ -37,12 +37,17 @@ def _check(backend: str, where: str) -> None:
 def open_input(
     backend: str,
     *,
-    device: str = "default",
+    device: str | int = "default",
     path: str = "",
     block_ms: int = 40,
     where: str = "audio.input",
+    wait: bool = False,
 ) -> AudioInput:
-    """Open a microphone (`sounddevice`) or a WAV file played in real time (`file`)."""
+    """Open a microphone (`sounddevice`) or a WAV file played in real time (`file`).
+
+    With ``wait`` a sound device that is missing or busy is not an error: the backend starts
+    without it and keeps looking (a daemon must not die of a microphone plugged in late).
+    """
     _check(backend, where)
     if block_ms <= 0:
         raise AudioError(
@@ -56,18 +61,20 @@ def open_input(
         return WavFileInput(path, block_ms=block_ms, where=where)
     from rtd.audio.sounddevice_backend import SoundDeviceInput
 
-    return SoundDeviceInput(device, block_ms=block_ms, where=where)
+    return SoundDeviceInput(device, block_ms=block_ms, where=where, wait=wait)
 
 
 def open_output(
     backend: str,
     *,
-    device: str = "default",
+    device: str | int = "default",
     path: str = "",
     buffer_seconds: float = 60.0,
     where: str = "audio.output",
+    wait: bool = False,
 ) -> AudioOutput:
-    """Open a speaker (`sounddevice`) or a WAV file written in real time (`file`)."""
+    """Open a speaker (`sounddevice`) or a WAV file written in real time (`file`); ``wait`` as
+    for `open_input`."""
     _check(backend, where)
     if buffer_seconds <= 0:
         raise AudioError(f"{where}.buffer_seconds: must be positive, got {buffer_seconds}")
@@ -79,4 +86,4 @@ def open_output(
         return WavFileOutput(path, buffer_seconds=buffer_seconds, where=where)
     from rtd.audio.sounddevice_backend import SoundDeviceOutput
 
-    return SoundDeviceOutput(device, buffer_seconds=buffer_seconds, where=where)
+    return SoundDeviceOutput(device, buffer_seconds=buffer_seconds, where=where, wait=wait)
