@@ -70,6 +70,15 @@ class SocketSender(Sender):
         except ValueError:
             raise ValueError(f"senders.socket.mode: {self.settings.mode!r} is not an octal "
                              "mode such as '0660'") from None
+        if mode & 0o007:
+            ctx.log.warning("senders.socket.mode: %s would let every user on this machine talk "
+                            "to rtd; using %04o (owner and group only)", self.settings.mode,
+                            mode & 0o770)
+            mode &= 0o770
+        problem = socket_problem(path)
+        if problem is not None:  # retrying cannot make the directory writable: stay down
+            ctx.log.warning("%s; the socket sender is not running", problem)
+            return
         server = self._listen(path, mode)
         ctx.log.info("listening on %s", path)
         sel = selectors.DefaultSelector()
@@ -159,8 +168,9 @@ class StdinSender(Sender):
         self._wake = _Wakeable()
 
     def run(self, ctx: SenderContext) -> None:
-        if self.stream is None or self.stream.closed:
-            ctx.log.info("no standard input; the stdin sender has nothing to read")
+        problem = stdin_problem(self.stream)
+        if problem is not None:  # a restart would find the same stdin: say so once, stay down
+            ctx.log.warning("%s; the stdin sender is not running", problem)
             return
         sel = selectors.DefaultSelector()
         sel.register(self.stream, selectors.EVENT_READ)
@@ -180,3 +190,47 @@ class StdinSender(Sender):
 
     def stop(self) -> None:
         self._wake.wake()
+
+
+def stdin_problem(stream: IO[str] | None = None) -> str | None:
+    """Why the stdin sender cannot read ``stream`` (standard input by default), or None.
+
+    It reads lines as they are typed or piped; under systemd stdin is /dev/null, and a regular
+    file cannot be waited on (and would be read once, at start, with nobody to answer).
+    """
+    stream = sys.stdin if stream is None else stream
+    where = "senders.stdin: standard input"
+    if stream is None or stream.closed:
+        return f"{where} is closed"
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file descriptor
+        return f"{where} is not a terminal or a pipe"
+    if stream.isatty() or stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        return None
+    try:
+        null = os.stat(os.devnull)
+        is_null = stat.S_ISCHR(st.st_mode) and st.st_rdev == null.st_rdev
+    except OSError:
+        is_null = False
+    what = ("/dev/null (as under systemd)" if is_null
+            else "a regular file" if stat.S_ISREG(st.st_mode) else "not a terminal or a pipe")
+    return (f"{where} is {what}, so there is nothing to type into; remove [senders.stdin] here, "
+            "or run rtd in a terminal or with a pipe")
+
+
+def socket_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why the socket sender cannot listen on ``path``, or None (checked before listening)."""
+    p = Path(path)
+    where = f"senders.socket.path: cannot listen on {p}"
+    if (p.is_symlink() or p.exists()) and not stat.S_ISSOCK(p.lstat().st_mode):
+        return f"{where}: it exists and is not a socket; remove it or choose another path"
+    parent = p.parent
+    while not parent.exists() and parent != parent.parent:  # rtd creates missing directories
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{where}: {parent} is not a directory"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return (f"{where}: {parent} is not writable by this user; choose a directory rtd may "
+                "write to (under systemd: /run/rtd, from RuntimeDirectory=rtd)")
+    return None
