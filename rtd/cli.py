@@ -10,75 +10,64 @@ import argparse
 import dataclasses
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from rtd import __version__, logs
 from rtd import config as cfg
 from rtd.exceptions import AudioError, ConfigError, RtdError
+from rtd.exitcodes import EX_CONFIG
 
 logger = logging.getLogger("rtd")
 
-EX_CONFIG = 78
-
-
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to begin a clean stop."""
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stop(signal.Signals(signum).name)
-
 
 def _fail(message: str, code: int) -> int:
-    print(f"rtd: {message}", file=sys.stderr)
+    mark = logs.prefix(logging.ERROR)  # under journald: the level of each line
+    print("\n".join(mark + line for line in f"rtd: {message}".split("\n")), file=sys.stderr)
     return code
 
 
-def _load(args: argparse.Namespace, *, require_key: bool = True) -> cfg.Config:
+def _load(args: argparse.Namespace, *, require_key: bool = True,
+          quiet: bool = False) -> cfg.Config:
     path, how = cfg.find_config(args.config)
+    say = (lambda line: None) if quiet else (
+        lambda line: print(f"{logs.prefix(logging.INFO)}rtd: {line}", file=sys.stderr))
     if path is None:
-        print(f"rtd: no config file {how}; using built-in defaults", file=sys.stderr)
+        say(f"no config file {how}; using built-in defaults")
         return cfg.parse({}, None, require_key=require_key)
-    print(f"rtd: using config {path} ({how})", file=sys.stderr)
+    say(f"using config {path} ({how})")
     return cfg.parse(cfg.read_toml(path), path, require_key=require_key)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rtd.daemon import Daemon
-    from rtd.supervisor import StartupError
+    from rtd.service import Service, secrets
 
     logs.setup(args.log_level or "info")  # plugin loading (and its tracing) logs already
     config = _load(args)
-    logs.setup(args.log_level or config.log.level,
-               [config.api_key.value] if config.api_key else [])
+    logs.setup(args.log_level or config.log.level, secrets(config))
     for problem in config.component_problems:
         logger.warning("not running: %s", problem)
-    daemon = Daemon(config)
-    signal.signal(signal.SIGTERM, _raise_stop)
-    signal.signal(signal.SIGINT, _raise_stop)
-    code = 0
-    try:
-        try:
-            daemon.start()
-            logger.info("rtd %s running; stop with Ctrl-C or SIGTERM", __version__)
-            code = daemon.run()
-        except _Stop as stop:
-            logger.info("%s received; stopping", stop)
-    except StartupError as exc:
-        cause = exc.__cause__
-        code = 1  # a missing USB device may appear later: let systemd try again
-        logger.error("cannot start: %s", cause if isinstance(cause, RtdError) else exc)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        daemon.stop(timeout=1.5)
-    return code
+    for warning in _environment_problems(config) + cfg.exposed_secrets(config):
+        logger.warning("%s", warning)
+    service = Service(config, lambda: _load(args, quiet=True), log_level=args.log_level,
+                      warn=lambda c: _environment_problems(c) + cfg.exposed_secrets(c))
+    return service.run()
+
+
+def _environment_problems(config: cfg.Config) -> list[str]:
+    """Built-in senders enabled where they cannot work; they say so and stay down."""
+    from rtd.builtin.senders import socket_problem, stdin_problem
+
+    senders = config.enabled("senders")
+    found = []
+    if "stdin" in senders:
+        found.append(stdin_problem())
+    if "socket" in senders:
+        found.append(socket_problem(senders["socket"].settings.path))
+    return [p for p in found if p]
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -104,6 +93,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     for kind in ("tools", "senders", "receivers"):
         print(f"{kind}: {', '.join(config.enabled(kind)) or 'none'}")
     problems.extend(config.component_problems)
+    problems.extend(_environment_problems(config))
+    for warning in cfg.exposed_secrets(config):
+        print(f"warning: {warning}")
     if problems:
         return _fail("\n".join(problems), EX_CONFIG)
     print("config OK")

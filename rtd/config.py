@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import os
 import sys
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -94,7 +95,8 @@ class AudioInputConfig:
 
     backend: str = setting("sounddevice", "sounddevice (a real device), file (a WAV), or none",
                            choices=("sounddevice", "file", "none"))
-    device: str = setting("default", "'default', a device index, or part of the device's name")
+    device: str | int = setting("default", "'default', a device index, or part of the device's "
+                                "name (a part that several devices share is an error)")
     path: str = setting("", "file backend: the WAV to read (any rate and channel count)")
     block_ms: int = setting(50, "milliseconds of audio per message to the server", min=10, max=500)
 
@@ -105,7 +107,8 @@ class AudioOutputConfig:
 
     backend: str = setting("sounddevice", "sounddevice (a real device), file (a WAV), or none",
                            choices=("sounddevice", "file", "none"))
-    device: str = setting("default", "'default', a device index, or part of the device's name")
+    device: str | int = setting("default", "'default', a device index, or part of the device's "
+                                "name (a part that several devices share is an error)")
     path: str = setting("", "file backend: the WAV to write (24 kHz mono)")
     buffer_seconds: float = setting(60.0, "seconds of reply audio held before playback",
                                min=1.0, max=600.0)
@@ -124,6 +127,8 @@ class Secret:
 
     value: str = field(repr=False)
     origin: str = ""
+    path: Path | None = None
+    """The file it was read from, if any."""
 
     def __str__(self) -> str:
         return f"<secret from {self.origin}>"
@@ -193,6 +198,8 @@ def _type_name(t: Any, plural: bool = False) -> str:
     """How a type reads in a message: "an integer", "a table of arrays of strings"."""
     origin = typing.get_origin(t) or t
     args = typing.get_args(t)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a, plural) for a in args if a is not type(None))
     if origin is list:
         return ("arrays" if plural else "an array") + (
             f" of {_type_name(args[0], True)}" if args else "")
@@ -206,6 +213,8 @@ def _conforms(value: Any, hint: Any) -> bool:
     """Whether a TOML value has the shape of a (possibly nested) type hint."""
     origin = typing.get_origin(hint) or hint
     args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
     if origin is list:
         return isinstance(value, list) and all(_conforms(v, args[0]) for v in value) \
             if args else isinstance(value, list)
@@ -489,7 +498,7 @@ def resolve_api_key(provider: ProviderConfig, env: Mapping[str, str], problems: 
         if not value:
             problems.append(f"provider.api_key_file: {path} is empty")
             return None
-        return Secret(value, f"file {path}")
+        return Secret(value, f"file {path}", path)
     value = env.get(provider.api_key_env, "").strip()
     if value:
         return Secret(value, f"${provider.api_key_env}")
@@ -503,6 +512,34 @@ def resolve_api_key(provider: ProviderConfig, env: Mapping[str, str], problems: 
             f"provider.api_key_env: no API key: ${provider.api_key_env} is not set; set it "
             "(e.g. in /etc/rtd/env), or set provider.api_key_file, or LoadCredential=api_key:...")
     return None
+
+
+def exposed_secrets(config: Config) -> list[str]:
+    """Warnings for secrets that every user of the machine can read, each naming the file.
+
+    The config file may hold secrets (``provider.headers``, a plugin's secret settings) and is
+    often installed world-readable; the key file must not be either.
+    """
+    held = [f"provider.{f.name}" for f in dataclasses.fields(ProviderConfig)
+            if f.metadata.get("secret") and getattr(config.provider, f.name)]
+    for c in config.components:
+        if c.settings is not None and dataclasses.is_dataclass(c.settings):
+            held += [f"{c.kind}.{c.name}.{f.name}" for f in dataclasses.fields(c.settings)
+                     if f.metadata.get("secret") and getattr(c.settings, f.name)]
+    found = []
+    for path, what in ((config.source, ", ".join(held) if held else None),
+                       (config.api_key.path if config.api_key else None, "the API key")):
+        if path is None or what is None:
+            continue
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if mode & 0o004:
+            found.append(f"{path}: every user of this machine can read it (mode "
+                         f"{mode & 0o777:04o}) and it holds {what}; make it readable by root and "
+                         f"the rtd group only: chmod 0640 {path}")
+    return found
 
 
 def load(path: str | os.PathLike[str] | None = None, *, require_key: bool = True,
@@ -567,6 +604,7 @@ def _toml_key(key: str) -> str:
 
 __all__ = [
     "SECTIONS", "VOICES", "AudioInputConfig", "AudioOutputConfig", "ComponentConfig", "Config",
-    "LogConfig", "ProviderConfig", "Secret", "SessionConfig", "find_config", "load", "parse",
+    "LogConfig", "ProviderConfig", "Secret", "SessionConfig", "exposed_secrets", "find_config",
+    "load", "parse",
     "read_toml", "resolve_api_key", "setting", "to_toml", "validate_table",
 ]

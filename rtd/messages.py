@@ -86,3 +86,12 @@ class Fatal:
 
     reason: str
     exit_code: int = 1
+
+
+@dataclass(frozen=True)
+class UpdateSession:
+    """New session settings (a reload): sent as `session.update` on the open connection and
+    used for every later one."""
+
+    event: dict
+    """The whole ``session.update`` client event, GA shape."""

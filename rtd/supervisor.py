@@ -168,6 +168,12 @@ class _Restart:
 class _StopRequested:
     pass
 
+
+@dataclass(frozen=True)
+class _Call:
+    function: Callable[[], object]
+    done: threading.Event
+
 #: Seconds before a crashed component is restarted: doubling per recent crash, up to this.
 COMPONENT_BACKOFF_LIMIT = 60.0
 
@@ -241,6 +247,52 @@ class Supervisor:
         """Make `run()` return 0: the clean end of an embedded daemon. Safe from any thread."""
         self._put(_StopRequested())
 
+    def call(self, function: Callable[[], object], timeout: float) -> bool:
+        """Run ``function`` on the thread in `run()`, between crash restarts, and wait for it.
+
+        Reconfiguring (a reload) goes through here so it never races a restart. False when it
+        did not finish within ``timeout`` seconds (or `run()` is not running).
+        """
+        done = threading.Event()
+        self._put(_Call(function, done))
+        return done.wait(timeout)
+
+    def replace(self, children: list[Child], restart: Iterable[str] = ()) -> None:
+        """Become ``children``, in their order, without stopping what did not change.
+
+        Actors no longer listed stop, and so do those named in ``restart`` (in reverse start
+        order); new and restarted ones then start in order. Call it through `call`. A child that
+        fails to start is handled as a crash: a plugin component is retried after a delay, a core
+        actor through the restart limit.
+        """
+        names = {c.name for c in children}
+        restart = set(restart)
+        running = {c.name: c for c in self._started}
+        for child in reversed(self._started):
+            if child.name not in names or child.name in restart:
+                self._stop_child(child, 2.0)
+        for timer in self._timers:  # delayed restarts belong to the actors just replaced
+            timer.cancel()
+        self._started = []
+        for child in children:
+            kept = running.get(child.name)
+            if kept is not None and child.name not in restart and kept.ref is not None:
+                self._started.append(kept)
+                continue
+            self.bus.subscribe(child.name, child.receives)
+            self._started.append(child)
+            try:
+                self._start_child(child)
+            except Exception as exc:
+                if child.critical:
+                    self._put(_Crashed(child.name, exc))
+                else:
+                    self._schedule_component_restart(child, _Crashed(child.name, exc),
+                                                     time.monotonic())
+                continue
+            logger.info("started %s", child.name)
+        self.children = list(self._started)
+
     def _take_crash(self, name: str) -> BaseException | None:
         """Remove a child's crash report from the control queue and return its error."""
         kept: list[object] = []
@@ -277,6 +329,13 @@ class Supervisor:
                     return code
             if isinstance(item, _Restart):
                 self._restart_component(item.name)
+            if isinstance(item, _Call):
+                try:
+                    item.function()
+                except Exception:
+                    logger.exception("reconfiguring failed")
+                finally:
+                    item.done.set()
 
     def _restart(self, crash: _Crashed) -> int | None:
         child = next((c for c in self._started if c.name == crash.name), None)
@@ -336,18 +395,20 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while self._started:
             child = self._started.pop()
-            self.bus.attach(child.name, None)
-            if child.ref is None:
-                continue
-            remaining = max(0.2, deadline - time.monotonic())
-            try:
-                child.ref.stop(block=True, timeout=remaining)
-            except pykka.Timeout:
-                logger.warning("%s did not stop within %.1f s", child.name, remaining)
-            except pykka.ActorDeadError:
-                pass
-            child.ref = None
-            logger.debug("stopped %s", child.name)
+            self._stop_child(child, max(0.2, deadline - time.monotonic()))
+
+    def _stop_child(self, child: Child, timeout: float) -> None:
+        self.bus.attach(child.name, None)
+        if child.ref is None:
+            return
+        try:
+            child.ref.stop(block=True, timeout=timeout)
+        except pykka.Timeout:
+            logger.warning("%s did not stop within %.1f s", child.name, timeout)
+        except pykka.ActorDeadError:
+            pass
+        child.ref = None
+        logger.debug("stopped %s", child.name)
 
 
 @dataclass(frozen=True)
