@@ -50,15 +50,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     logs.setup(args.log_level or config.log.level, secrets(config))
     for problem in config.component_problems:
         logger.warning("not running: %s", problem)
-    for warning in _environment_problems(config) + cfg.exposed_secrets(config):
+    for warning in cfg.exposed_secrets(config):
         logger.warning("%s", warning)
     service = Service(config, lambda: _load(args, quiet=True), log_level=args.log_level,
-                      warn=lambda c: _environment_problems(c) + cfg.exposed_secrets(c))
+                      warn=cfg.exposed_secrets)
     return service.run()
 
 
 def _environment_problems(config: cfg.Config) -> list[str]:
-    """Built-in senders enabled where they cannot work; they say so and stay down."""
+    """Built-in senders enabled where they cannot work (`rtd run` starts them anyway: they say
+    so themselves, once, and stay down)."""
     from rtd.builtin.senders import socket_problem, stdin_problem
 
     senders = config.enabled("senders")

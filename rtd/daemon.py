@@ -73,7 +73,8 @@ class Daemon:
         """The actors ``config`` needs in start order, and what each one's set-up depends on.
 
         A reload restarts exactly the actors whose dependencies changed. The session's own
-        settings are not among its dependencies: they reach the server as a `session.update`.
+        settings (but the voice) are not among its dependencies: they reach the server as a
+        `session.update` on the open connection.
         """
         children: list[Child] = []
         keys: dict[str, object] = {}
@@ -94,8 +95,11 @@ class Daemon:
                       AudioOutputActor.receives), config.audio_output)
         target = self._endpoint(config)
         p, block_ms = config.provider, config.audio_input.block_ms
+        # the server refuses a new voice once the conversation has audio: a new voice needs a
+        # new conversation, so it restarts the session like a new server does
         add(Child("session", self._start_session(target, p.connect_timeout, block_ms),
-                  SessionActor.receives), (target, p.connect_timeout, block_ms))
+                  SessionActor.receives),
+            (target, p.connect_timeout, block_ms, config.session.voice))
         for name, c in config.enabled("senders").items():
             cls = self.registry.senders[name]
             add(Child(f"senders.{name}", self._component(SenderActor, cls, c.settings),

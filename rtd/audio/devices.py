@@ -190,20 +190,20 @@ def choose_rate(
         most = min(device.channels(kind), 2)
         if most > 1:
             channel_options.append(most)
-    errors: list[str] = []
+    errors: dict[str, list[str]] = {}  # error -> formats that failed with it
     for rate in candidate_rates(device):
         for ch in channel_options:
             try:
                 with PORTAUDIO_LOCK:
                     check(device=device.index, samplerate=rate, channels=ch, dtype="int16")
             except Exception as exc:  # PortAudioError, ValueError
-                errors.append(f"{rate} Hz {ch} ch: {exc}")
+                errors.setdefault(str(exc), []).append(f"{rate} Hz {ch} ch")
                 continue
             logger.debug(
                 "%s: %s device %r accepts %d Hz, %d ch", where, kind, device.name, rate, ch
             )
             return rate, ch
-    tried = "; ".join(errors)
+    tried = "; ".join(f"{', '.join(formats)}: {error}" for error, formats in errors.items())
     raise DeviceError(
         f"{where}.device: {kind} device {device.name!r} accepts none of the formats rtd can use "
         f"(16-bit; tried {tried}). It may be busy (a raw hw: device allows one user; use "

@@ -8,9 +8,12 @@ Devices come and go. An unplugged USB microphone rarely raises anything: PortAud
 prints an error, the callbacks stop and the stream turns inactive. So one watcher thread per
 process (`_Watcher`) looks at every open stream's callback count ten times a second; a stream
 that went quiet is closed and its device looked for again, by name, with backoff. PortAudio
-only sees a re-plugged device after it is terminated and initialised again, which invalidates
-every stream, so each attempt closes all streams (input and output alike), re-initialises, and
-reopens them all. A device missing or busy when rtd starts is looked for the same way.
+only sees a re-plugged card after it is terminated and initialised again, which invalidates
+every stream: then all streams (input and output alike) are closed, PortAudio re-initialised,
+and all reopened. That happens when /dev/snd changes (a card came or went), when no other
+stream runs, and else at most every RESCAN_SECONDS; in between, the missing device is tried
+from PortAudio's current list, which does not disturb the other stream. A device missing or
+busy when rtd starts is looked for the same way.
 """
 
 from __future__ import annotations
@@ -53,9 +56,11 @@ FIRST_CALLBACK_GRACE = 3.0
 """Seconds a freshly opened stream may take to deliver its first callback (sound servers wake
 idle devices slowly) before it counts as gone; an inactive stream counts at once."""
 RETRY_FIRST = 0.5
-RETRY_LIMIT = 10.0
-"""Seconds between attempts to find a missing device: doubling from RETRY_FIRST up to this. A
-change in /dev/snd (a card plugged in) makes the next attempt happen at once."""
+RETRY_LIMIT = 3.0
+"""Seconds between attempts to open a missing device: doubling from RETRY_FIRST up to this."""
+RESCAN_SECONDS = 30.0
+"""Seconds between re-initialisations of PortAudio while other streams run (each interrupts
+them briefly), unless /dev/snd changes: a card plugged in is looked for at once."""
 XRUN_REPORT_SECONDS = 60.0
 """Underruns and overruns are logged at most once per stream per this many seconds."""
 STALE_AFTER = 5.0
@@ -221,8 +226,7 @@ class _Device:
         self.problem = problem
         if not quiet and problem != self._told:
             self._told = problem
-            logger.warning("%s; rtd keeps looking for it (every %.0f s at most)", problem,
-                           RETRY_LIMIT)
+            logger.warning("%s (rtd keeps looking for it)", problem)
         self._retry_at = now + self._retry_delay
         self._retry_delay = min(RETRY_LIMIT, self._retry_delay * 2)
 
@@ -268,6 +272,7 @@ class _Watcher:
         self._members: list[_Device] = []
         self._thread: threading.Thread | None = None
         self._cards: tuple[str, ...] = ()
+        self._rescan_at = 0.0
         self.tick = time.monotonic()
         """When the watcher last looked: a stale value means PortAudio hangs."""
 
@@ -309,11 +314,33 @@ class _Watcher:
             return
         cards = _cards()
         plugged, self._cards = cards != self._cards, cards
-        if plugged or any(now >= m._retry_at for m in waiting):
+        due = [m for m in waiting if now >= m._retry_at]
+        undisturbed = not any(m.state == "running" for m in self._members)
+        if plugged or (due and (undisturbed or now >= self._rescan_at)):
             self._rescan(now)
+        else:
+            for member in due:  # from PortAudio's current list: the other streams go on
+                self._reopen(member, now)
+
+    def _reopen(self, member: _Device, now: float) -> None:
+        was = member.state
+        try:
+            member._open()
+        except DeviceError as exc:
+            member._waiting(str(exc), now)
+            return
+        if was == "waiting":
+            member._back()
 
     def _rescan(self, now: float) -> None:
-        """Close every stream, re-initialise PortAudio, and open every device that is there."""
+        """Close every stream, re-initialise PortAudio, and open every device that is there.
+
+        Only this finds a re-plugged card, but it interrupts the streams that were fine, so it
+        runs when a card appeared in /dev/snd, when nothing else plays or captures, and else
+        every RESCAN_SECONDS at most; in between the missing device is tried from PortAudio's
+        current list (enough for a busy device or one behind a sound server).
+        """
+        self._rescan_at = now + RESCAN_SECONDS
         for member in self._members:
             if member.state == "running":
                 member._close()
@@ -329,16 +356,8 @@ class _Watcher:
                     member._waiting(f"{member.where}: PortAudio failed: {exc}", now)
             return
         for member in self._members:
-            if member.state not in ("paused", "waiting"):
-                continue
-            was = member.state
-            try:
-                member._open()
-            except DeviceError as exc:
-                member._waiting(str(exc), now)
-                continue
-            if was == "waiting":
-                member._back()
+            if member.state in ("paused", "waiting"):
+                self._reopen(member, now)
 
 
 _WATCHER = _Watcher()
