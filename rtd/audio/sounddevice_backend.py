@@ -53,8 +53,9 @@ LOST_AFTER = 0.5
 """Seconds without a callback after which a running stream's device counts as gone. Callbacks
 come every 20-50 ms, so this is ten of them missed, and a loss is noticed within a second."""
 FIRST_CALLBACK_GRACE = 3.0
-"""Seconds a freshly opened stream may take to deliver its first callback (sound servers wake
-idle devices slowly) before it counts as gone; an inactive stream counts at once."""
+"""Seconds after opening during which a stream may pause this long (sound servers wake idle
+devices slowly and settle their latency) before it counts as gone; an inactive stream counts
+at once."""
 RETRY_FIRST = 0.5
 RETRY_LIMIT = 3.0
 """Seconds between attempts to open a missing device: doubling from RETRY_FIRST up to this."""
@@ -205,8 +206,8 @@ class _Device:
         except Exception:  # a stream PortAudio no longer knows
             active = False
         quiet = now - self._seen_at
-        fresh = self._seen_at == self._opened_at
-        if active and quiet < (FIRST_CALLBACK_GRACE if fresh else LOST_AFTER):
+        settling = now - self._opened_at < FIRST_CALLBACK_GRACE
+        if active and quiet < (FIRST_CALLBACK_GRACE if settling else LOST_AFTER):
             return
         name = self.info.name if self.info else str(self.spec)
         how = "its stream stopped" if not active else f"no callbacks for {quiet:.1f} s"
