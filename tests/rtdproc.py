@@ -18,11 +18,13 @@ class Daemon:
     """A running `rtd` subprocess whose stderr is collected line by line.
 
     ``journal`` connects its stdout and stderr to a pipe named in ``$JOURNAL_STREAM``, as
-    systemd does with the journal's stream socket; ``stdin`` is passed to Popen as it is.
+    systemd does with the journal's stream socket; ``stdin`` is passed to Popen as it is;
+    ``wrap`` is a command that runs rtd's (tests/sandbox.py).
     """
 
     def __init__(self, args: list[str], env: dict[str, str], *, journal: bool = False,
-                 stdin: IO[Any] | int | None = None, **popen: Any) -> None:
+                 stdin: IO[Any] | int | None = None, wrap: tuple[str, ...] = (),
+                 **popen: Any) -> None:
         write: int | None = None
         if journal:
             read, write = os.pipe()
@@ -32,7 +34,8 @@ class Daemon:
             self._out: IO[str] = os.fdopen(read, "r", encoding="utf-8", errors="replace")
         else:
             out = subprocess.PIPE
-        self.proc = subprocess.Popen([sys.executable, "-m", "rtd", *args], env=env, stdin=stdin,
+        self.proc = subprocess.Popen([*wrap, sys.executable, "-m", "rtd", *args], env=env,
+                                     stdin=stdin,
                                      stdout=out, stderr=subprocess.STDOUT, text=True, **popen)
         if write is not None:
             os.close(write)
