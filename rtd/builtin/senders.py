@@ -45,7 +45,8 @@ class SocketSettings:
     """Settings of the socket sender."""
 
     path: str = setting("/run/rtd/rtd.sock", "Unix socket accepting one text message per line")
-    mode: str = setting("0660", "permissions of the socket file, in octal")
+    mode: str = setting("0660", "permissions of the socket file, in octal; bits for other "
+                        "users are dropped")
     respond: bool = setting(True, "ask the model to answer each message")
 
 
