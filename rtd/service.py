@@ -36,7 +36,7 @@ READY_AFTER = 10.0
 """Seconds past ``provider.connect_timeout`` after which readiness is sent even though the first
 connection attempt has not ended (a resolver that hangs must not fail the start)."""
 HEALTH_PERIOD = 1.0
-"""Seconds between health checks while a watchdog is set."""
+"""Seconds between health checks while a watchdog is set (or the beat interval, if shorter)."""
 PING_DEADLINE = 5.0
 """Seconds a core actor may leave a health ping unanswered before the daemon counts as stuck."""
 DOWN_GRACE = 10.0
@@ -45,8 +45,11 @@ RELOAD_TIMEOUT = 10.0
 STOP_TIMEOUT = 1.5
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to begin a clean stop."""
+class _Stop(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT to begin a clean stop.
+
+    A BaseException, like KeyboardInterrupt: the signal may land inside code that catches
+    Exception (a reload step on the supervisor's thread), which must not swallow the stop."""
 
 
 def _raise_stop(signum: int, frame: FrameType | None) -> None:
@@ -275,7 +278,7 @@ class Service:
                     told = status
                     self.notifier.status(status)
             if interval is not None and now >= next_check:
-                next_check = now + HEALTH_PERIOD
+                next_check = now + min(HEALTH_PERIOD, interval)
                 problems = self.health.problems(now)
                 if problems and problems != unhealthy:
                     logger.warning("unhealthy, the watchdog is not fed: %s", "; ".join(problems))

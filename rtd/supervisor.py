@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 
 EX_SOFTWARE = 70
 """Exit code when actors keep crashing (sysexits.h: internal software error)."""
+SIGNAL_LATENCY = 0.5
+"""Seconds at most before `run()` notices a signal (see `run`)."""
 LOSSY_BACKLOG = 200
 """Messages waiting for an actor beyond which streaming chunks (``lossy`` types) are dropped
 for it: a receiver that cannot keep up loses chunks, not the daemon's memory."""
@@ -317,7 +319,12 @@ class Supervisor:
         the caller's handler can raise to stop.
         """
         while True:
-            item = self._control.get()
+            try:
+                item = self._control.get(timeout=SIGNAL_LATENCY)
+            except queue.Empty:
+                # a signal the kernel handed to another thread only runs its Python handler
+                # once this thread executes again: wake up now and then to let it
+                continue
             if isinstance(item, _StopRequested):
                 return 0
             if isinstance(item, Fatal):
