@@ -118,7 +118,7 @@ class _Device:
         self._xruns_at = time.monotonic()
         self._retry_at = 0.0
         self._retry_delay = RETRY_FIRST
-        self._told = ""
+        self._told = False
 
     # -- finding and opening ------------------------------------------------------------------
 
@@ -216,17 +216,20 @@ class _Device:
         self._close()
         self._lost()
         self._retry_delay = RETRY_FIRST
-        self._told = ""
-        self._waiting(f"device {name!r} went away", now, quiet=True)
+        self._told = True  # this outage is told: the attempts to reopen it stay quiet
+        self._waiting(f"device {name!r} went away", now)
 
     def _lost(self) -> None:
         """The device went away: drop what belonged to it."""
 
-    def _waiting(self, problem: str, now: float, *, quiet: bool = False) -> None:
+    def _waiting(self, problem: str, now: float) -> None:
+        """Not open, for ``problem``: said once per outage, then retried with backoff."""
         self.state = "waiting"
         self.problem = problem
-        if not quiet and problem != self._told:
-            self._told = problem
+        if self._told:
+            logger.debug("%s (retrying in %.1f s)", problem, self._retry_delay)
+        else:
+            self._told = True
             logger.warning("%s (rtd keeps looking for it)", problem)
         self._retry_at = now + self._retry_delay
         self._retry_delay = min(RETRY_LIMIT, self._retry_delay * 2)
@@ -234,7 +237,7 @@ class _Device:
     def _back(self) -> None:
         self.reopened += 1
         self._retry_delay = RETRY_FIRST
-        self._told = ""
+        self._told = False
         logger.info("%s: %s device is back: %s %s", self.where, self.kind, self.verb,
                     self.description)
 

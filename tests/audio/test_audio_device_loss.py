@@ -96,7 +96,8 @@ def test_unplugged_microphone_is_noticed_and_reopened_when_back(
         assert _captures(cables, inp, collector, sig, tmp_path) > 0.8
     finally:
         inp.stop()
-    assert sum("went away" in r.getMessage() for r in caplog.records) == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "went away" in warnings[0]  # the retries are quiet
 
 
 def test_a_microphone_that_stops_delivering_is_noticed(
