@@ -52,10 +52,6 @@ class _Stop(BaseException):
     Exception (a reload step on the supervisor's thread), which must not swallow the stop."""
 
 
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stop(signal.Signals(signum).name)
-
-
 def secrets(config: Config) -> list[str]:
     """Values the log must never show: the key and the provider's extra headers."""
     found = [config.api_key.value] if config.api_key else []
@@ -164,12 +160,13 @@ class Service:
         self._stopping = threading.Event()
         self._hangup = threading.Event()
         self._reloading = False
+        self._stop_signalled = False
 
     # -- the main thread ------------------------------------------------------------------------
 
     def run(self) -> int:
-        signal.signal(signal.SIGTERM, _raise_stop)
-        signal.signal(signal.SIGINT, _raise_stop)
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, self._on_hangup)
         threads = [threading.Thread(target=self._reloader, name="rtd-reload", daemon=True)]
         if self.notifier.enabled:
@@ -207,6 +204,12 @@ class Service:
                 thread.join(timeout=1.0)
             self.notifier.close()
         return code
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        if self._stop_signalled:  # a second Ctrl-C while stopping: the stop is under way
+            return
+        self._stop_signalled = True
+        raise _Stop(signal.Signals(signum).name)
 
     def _on_hangup(self, signum: int, frame: FrameType | None) -> None:
         # in a signal handler: only set a flag; the reload thread does the work
