@@ -10,13 +10,11 @@ import argparse
 import dataclasses
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from rtd import config as cfg
 from rtd import logs
@@ -27,55 +25,37 @@ from rtd.exitcodes import EX_CONFIG, EX_FAILURE, EX_OK
 logger = logging.getLogger("rtd")
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to begin a clean stop."""
-
-
-def _raise_stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stop(signal.Signals(signum).name)
-
-
 def _fail(message: str, code: int) -> int:
-    print(f"rtd: {message}", file=sys.stderr)
+    mark = logs.prefix(logging.ERROR)  # under journald: the level of each line
+    print("\n".join(mark + line for line in f"rtd: {message}".split("\n")), file=sys.stderr)
     return code
 
 
-def _load(args: argparse.Namespace, *, require_key: bool = True) -> cfg.Config:
-    return cfg.load(args.config, require_key=require_key,
-                    say=lambda line: print(f"rtd: {line}", file=sys.stderr))
+def _load(args: argparse.Namespace, *, require_key: bool = True,
+          quiet: bool = False) -> cfg.Config:
+    say = None if quiet else (
+        lambda line: print(f"{logs.prefix(logging.INFO)}rtd: {line}", file=sys.stderr))
+    return cfg.load(args.config, require_key=require_key, say=say)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from rtd.daemon import Daemon
-    from rtd.supervisor import StartupError
+    from rtd.service import Service, secrets
 
     logs.setup(args.log_level or "info")  # plugin loading (and its tracing) logs already
     config = _load(args)
-    logs.setup(args.log_level or config.log.level,
-               [config.api_key.value] if config.api_key else [])
-    config, checked = _self_check(config)
-    for problem in (*config.component_problems, *checked):
-        logger.warning("not running: %s", problem)
-    daemon = Daemon(config)
-    signal.signal(signal.SIGTERM, _raise_stop)
-    signal.signal(signal.SIGINT, _raise_stop)
-    code = EX_OK
-    try:
-        try:
-            daemon.start()
-            logger.info("rtd %s running; stop with Ctrl-C or SIGTERM", __version__)
-            code = daemon.run()
-        except _Stop as stop:
-            logger.info("%s received; stopping", stop)
-    except StartupError as exc:
-        cause = exc.__cause__
-        code = EX_FAILURE  # a missing USB device may appear later: let systemd try again
-        logger.error("cannot start: %s", cause if isinstance(cause, RtdError) else exc)
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        daemon.stop(timeout=1.5)
-    return code
+    logs.setup(args.log_level or config.log.level, secrets(config))
+
+    def checked(config: cfg.Config) -> cfg.Config:
+        config, problems = _self_check(config)
+        for problem in (*config.component_problems, *problems):
+            logger.warning("not running: %s", problem)
+        for warning in cfg.exposed_secrets(config):
+            logger.warning("%s", warning)
+        return config
+
+    service = Service(checked(config), lambda: checked(_load(args, quiet=True)),
+                      log_level=args.log_level)
+    return service.run()
 
 
 def _self_check(config: cfg.Config) -> tuple[cfg.Config, tuple[str, ...]]:
@@ -112,6 +92,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"{kind}: {', '.join(config.enabled(kind)) or 'none'}")
     problems.extend(config.component_problems)
     problems.extend(checked)
+    for warning in cfg.exposed_secrets(config):
+        print(f"warning: {warning}")
     if problems:
         return _fail("\n".join(problems), EX_CONFIG)
     print("config OK")

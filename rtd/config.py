@@ -91,7 +91,8 @@ class AudioInputConfig:
 
     backend: str = setting("sounddevice", "sounddevice (a real device), file (a WAV), or none",
                            choices=("sounddevice", "file", "none"))
-    device: str = setting("default", "'default', a device index, or part of the device's name")
+    device: str | int = setting("default", "'default', a device index, or part of the device's "
+                                "name (a part that several devices share is an error)")
     path: str = setting("", "file backend: the WAV to read (any rate and channel count)")
     block_ms: int = setting(50, "milliseconds of audio per message to the server", min=10, max=500)
     backlog_ms: int = setting(2000, "milliseconds of microphone audio held for the server when "
@@ -105,7 +106,8 @@ class AudioOutputConfig:
 
     backend: str = setting("sounddevice", "sounddevice (a real device), file (a WAV), or none",
                            choices=("sounddevice", "file", "none"))
-    device: str = setting("default", "'default', a device index, or part of the device's name")
+    device: str | int = setting("default", "'default', a device index, or part of the device's "
+                                "name (a part that several devices share is an error)")
     path: str = setting("", "file backend: the WAV to write (24 kHz mono)")
     buffer_seconds: float = setting(60.0, "seconds of reply audio held before playback",
                                min=1.0, max=600.0)
@@ -124,6 +126,8 @@ class Secret:
 
     value: str = field(repr=False)
     origin: str = ""
+    path: Path | None = None
+    """The file it was read from, if any."""
 
     def __str__(self) -> str:
         return f"<secret from {self.origin}>"
@@ -393,7 +397,7 @@ def resolve_api_key(provider: ProviderConfig, env: Mapping[str, str], problems: 
         if not value:
             problems.append(f"provider.api_key_file: {path} is empty")
             return None
-        return Secret(value, f"file {path}")
+        return Secret(value, f"file {path}", path)
     value = env.get(provider.api_key_env, "").strip()
     if value:
         return Secret(value, f"${provider.api_key_env}")
@@ -407,6 +411,34 @@ def resolve_api_key(provider: ProviderConfig, env: Mapping[str, str], problems: 
             f"provider.api_key_env: no API key: ${provider.api_key_env} is not set; set it "
             "(e.g. in /etc/rtd/env), or set provider.api_key_file, or LoadCredential=api_key:...")
     return None
+
+
+def exposed_secrets(config: Config) -> list[str]:
+    """Warnings for secrets that every user of the machine can read, each naming the file.
+
+    The config file may hold secrets (``provider.headers``, a plugin's secret settings) and is
+    often installed world-readable; the key file must not be either.
+    """
+    held = [f"provider.{f.name}" for f in dataclasses.fields(ProviderConfig)
+            if f.metadata.get("secret") and getattr(config.provider, f.name)]
+    for c in config.components:
+        if c.settings is not None and dataclasses.is_dataclass(c.settings):
+            held += [f"{c.kind}.{c.name}.{f.name}" for f in dataclasses.fields(c.settings)
+                     if f.metadata.get("secret") and getattr(c.settings, f.name)]
+    found = []
+    for path, what in ((config.source, ", ".join(held) if held else None),
+                       (config.api_key.path if config.api_key else None, "the API key")):
+        if path is None or what is None:
+            continue
+        try:
+            mode = path.stat().st_mode
+        except OSError:
+            continue
+        if mode & 0o004:
+            found.append(f"{path}: every user of this machine can read it (mode "
+                         f"{mode & 0o777:04o}) and it holds {what}; make it readable by root and "
+                         f"the rtd group only: chmod 0640 {path}")
+    return found
 
 
 def load(path: str | os.PathLike[str] | None = None, *, require_key: bool = True,
@@ -470,6 +502,7 @@ def _toml_key(key: str) -> str:
 
 __all__ = [
     "SECTIONS", "VOICES", "AudioInputConfig", "AudioOutputConfig", "ComponentConfig", "Config",
-    "LogConfig", "ProviderConfig", "Secret", "SessionConfig", "find_config", "load", "parse",
+    "LogConfig", "ProviderConfig", "Secret", "SessionConfig", "exposed_secrets", "find_config",
+    "load", "parse",
     "read_toml", "resolve_api_key", "setting", "to_toml", "validate_table",
 ]

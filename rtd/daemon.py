@@ -18,12 +18,13 @@ from rtd.actors.receiver import ReceiverActor
 from rtd.actors.sender import SenderActor
 from rtd.actors.session import SessionActor
 from rtd.actors.tools import ToolsActor
-from rtd.audio import AudioOutput, open_input, open_output
+from rtd.audio import AudioInput, AudioOutput, open_input, open_output
 from rtd.components import Receiver, Sender
-from rtd.config import Config, default_registry
+from rtd.config import AudioInputConfig, AudioOutputConfig, Config, default_registry
+from rtd.messages import UpdateSession
 from rtd.plugins import Registry
 from rtd.protocol import events
-from rtd.protocol.providers import endpoint
+from rtd.protocol.providers import Endpoint, endpoint
 from rtd.supervisor import Bus, Child, Ping, Supervisor
 
 logger = logging.getLogger(__name__)
@@ -46,31 +47,67 @@ class Daemon:
         self.registry = registry or default_registry()
         #: The speaker backend currently in use (replaced when its actor restarts).
         self.output: AudioOutput | None = None
+        #: The microphone backend currently in use (replaced when its actor restarts).
+        self.input: AudioInput | None = None
+        self.session_update = self._session_update(config)
+        children, self._keys = self._plan(config)
+        self.supervisor = Supervisor(children, self.bus)
+
+    # -- what a configuration runs ----------------------------------------------------------
+
+    def _tools(self, config: Config) -> dict[str, tuple[Any, Any, float | None]]:
+        return {name: (c.component or self.registry.tools[name], c.settings, c.timeout)
+                for name, c in config.enabled("tools").items()}
+
+    def _session_update(self, config: Config) -> dict[str, Any]:
+        tools = [tool.schema() for tool, _, _ in self._tools(config).values()]
+        return events.session_update(config.session, config.provider.model, tools)
+
+    @staticmethod
+    def _endpoint(config: Config) -> Endpoint:
         p = config.provider
-        self.tools = {name: (c.component or self.registry.tools[name], c.settings, c.timeout)
-                      for name, c in config.enabled("tools").items()}
         key = config.api_key.value if config.api_key else None
-        self.endpoint = endpoint(p.name, p.model, key, p.url, p.headers)
-        self.session_update = events.session_update(
-            config.session, p.model, [tool.schema() for tool, _, _ in self.tools.values()])
-        children = [Child("tools", self._start_tools, ToolsActor.receives)]
+        return endpoint(p.name, p.model, key, p.url, p.headers)
+
+    def _plan(self, config: Config) -> tuple[list[Child], dict[str, object]]:
+        """The actors ``config`` needs in start order, and what each one's set-up depends on.
+
+        A reload restarts exactly the actors whose dependencies changed. The session's own
+        settings (but the voice) are not among its dependencies: they reach the server as a
+        `session.update` on the open connection.
+        """
+        children: list[Child] = []
+        keys: dict[str, object] = {}
+
+        def add(child: Child, key: object) -> None:
+            children.append(child)
+            keys[child.name] = key
+
+        tools = self._tools(config)
+        add(Child("tools", self._start_tools(tools), ToolsActor.receives),
+            tuple((name, settings, timeout) for name, (_, settings, timeout) in tools.items()))
         for name, c in config.enabled("receivers").items():
             cls = c.component or self.registry.receivers[name]
-            children.append(Child(f"receivers.{name}", self._component(ReceiverActor, cls,
-                                                                       c.settings),
-                                  ReceiverActor.receives(cls), critical=False, lossy=True))
+            add(Child(f"receivers.{name}", self._component(ReceiverActor, cls, c.settings),
+                      ReceiverActor.receives(cls), critical=False, lossy=True), c)
         if config.audio_output.backend != "none":
-            children.append(Child("audio_output", self._start_output,
-                                  AudioOutputActor.receives))
-        children.append(Child("session", self._start_session, SessionActor.receives))
+            add(Child("audio_output", self._start_output(config.audio_output),
+                      AudioOutputActor.receives), config.audio_output)
+        target = self._endpoint(config)
+        p, block_ms = config.provider, config.audio_input.block_ms
+        # the server refuses a new voice once the conversation has audio: a new voice needs a
+        # new conversation, so it restarts the session like a new server does
+        add(Child("session", self._start_session(target, p.connect_timeout, block_ms),
+                  SessionActor.receives),
+            (target, p.connect_timeout, block_ms, config.session.voice))
         for name, c in config.enabled("senders").items():
             cls = c.component or self.registry.senders[name]
-            children.append(Child(f"senders.{name}", self._component(SenderActor, cls,
-                                                                     c.settings),
-                                  critical=False))
+            add(Child(f"senders.{name}", self._component(SenderActor, cls, c.settings),
+                      critical=False), c)
         if config.audio_input.backend != "none":
-            children.append(Child("audio_input", self._start_input, AudioInputActor.receives))
-        self.supervisor = Supervisor(children, self.bus)
+            add(Child("audio_input", self._start_input(config.audio_input),
+                      AudioInputActor.receives), config.audio_input)
+        return children, keys
 
     @staticmethod
     def _component(actor: type[ReceiverActor] | type[SenderActor],
@@ -82,27 +119,40 @@ class Daemon:
             return actor.start(bus, crash, instance)
         return start
 
-    def _start_tools(self, bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
-        return ToolsActor.start(bus, crash, self.tools)
+    @staticmethod
+    def _start_tools(tools: dict[str, Any]) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+        def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+            return ToolsActor.start(bus, crash, tools)
+        return start
 
-    def _start_output(self, bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
-        a = self.config.audio_output
-        self.output = open_output(a.backend, device=a.device, path=a.path,
-                                  buffer_seconds=a.buffer_seconds, where="audio.output")
-        logger.info("speaker: %s", self.output.description)
-        return AudioOutputActor.start(bus, crash, self.output)
+    def _start_output(self, a: AudioOutputConfig) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+        def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+            # a sound device that is missing or busy does not fail the start: the backend
+            # keeps looking for it (rtd.audio.sounddevice_backend)
+            self.output = open_output(a.backend, device=a.device, path=a.path,
+                                      buffer_seconds=a.buffer_seconds, where="audio.output",
+                                      wait=True)
+            logger.info("speaker: %s", self.output.description)
+            return AudioOutputActor.start(bus, crash, self.output)
+        return start
 
-    def _start_session(self, bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
-        return SessionActor.start(bus, crash, self.endpoint, self.session_update,
-                                  connect_timeout=self.config.provider.connect_timeout,
-                                  block_ms=self.config.audio_input.block_ms)
+    def _start_session(self, target: Endpoint, connect_timeout: float, block_ms: int
+                       ) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+        def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+            # the current settings: a session restarted after a reload starts with the new ones
+            return SessionActor.start(bus, crash, target, self.session_update,
+                                      connect_timeout=connect_timeout, block_ms=block_ms)
+        return start
 
-    def _start_input(self, bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
-        a = self.config.audio_input
-        backend = open_input(a.backend, device=a.device, path=a.path, block_ms=a.block_ms,
-                             where="audio.input")
-        logger.info("microphone: %s", backend.description)
-        return AudioInputActor.start(bus, crash, backend)
+    def _start_input(self, a: AudioInputConfig) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+        def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+            self.input = open_input(a.backend, device=a.device, path=a.path,
+                                    block_ms=a.block_ms, where="audio.input", wait=True)
+            logger.info("microphone: %s", self.input.description)
+            return AudioInputActor.start(bus, crash, self.input)
+        return start
+
+    # -- running ----------------------------------------------------------------------------
 
     def start(self) -> None:
         self.supervisor.start()
@@ -113,6 +163,36 @@ class Daemon:
 
     def stop(self, timeout: float = 2.0) -> None:
         self.supervisor.stop(timeout)
+
+    def reload(self, config: Config, timeout: float = 10.0) -> list[str]:
+        """Switch to ``config`` while running; returns what changed, for the log.
+
+        Actors whose set-up changed restart, new components start, removed ones stop, and new
+        session settings go to the server on the open connection. Safe from any thread: the work
+        runs on the supervisor's. Raises TimeoutError if it did not finish within ``timeout``.
+        """
+        changes: list[str] = []
+
+        def apply() -> None:
+            changes.extend(self._apply(config))
+
+        if not self.supervisor.call(apply, timeout):
+            raise TimeoutError(f"the reload did not finish within {timeout:g} s")
+        return changes
+
+    def _apply(self, config: Config) -> list[str]:
+        children, keys = self._plan(config)
+        restart = [n for n in keys if n in self._keys and keys[n] != self._keys[n]]
+        changes = [f"restarted {n}" for n in restart]
+        changes += [f"started {n}" for n in keys if n not in self._keys]
+        changes += [f"stopped {n}" for n in self._keys if n not in keys]
+        update, previous = self._session_update(config), self.session_update
+        self.config, self._keys, self.session_update = config, keys, update
+        self.supervisor.replace(children, restart)
+        if "session" in keys and "session" not in restart and update != previous:
+            self.bus.publish(UpdateSession(update))
+            changes.append("sent the new session settings")
+        return changes
 
     def settle(self, timeout: float = 5.0) -> bool:
         """Wait until every receiver handled what was published before this call.

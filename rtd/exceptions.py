@@ -29,6 +29,10 @@ class DeviceError(AudioError):
     """A sound device is missing, busy, or does not support what rtd needs."""
 
 
+class AmbiguousDeviceError(DeviceError):
+    """A configured device name matches several devices: only the configuration can fix it."""
+
+
 class AudioFileError(AudioError):
     """A WAV file cannot be read or written."""
 

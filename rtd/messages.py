@@ -243,3 +243,12 @@ class Mute:
     """Stop (or resume) sending the microphone to the server."""
 
     muted: bool
+
+
+@dataclass(frozen=True)
+class UpdateSession:
+    """New session settings (a reload): sent as `session.update` on the open connection and
+    used for every later one."""
+
+    event: dict
+    """The whole ``session.update`` client event, GA shape."""

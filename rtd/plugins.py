@@ -41,6 +41,8 @@ KINDS = ("tools", "senders", "receivers")
 """Component kinds, as they appear in config tables and `rtd plugins`."""
 TRACE_ENV = "RTD_TRACE_PLUGINS"
 BUILTIN = "rtd.builtin.plugin"
+DISTRIBUTION = "rtd-voice"
+"""rtd's own distribution on the package index (the import package and the command are `rtd`)."""
 """The module holding rtd's own hook implementations."""
 SETTINGS_ARGUMENT = "settings"
 """The context argument of the ``register_*`` hooks."""
@@ -202,7 +204,7 @@ def plugin_manager() -> pluggy.PluginManager:
 def _entry_points() -> list[importlib.metadata.EntryPoint]:
     eps = importlib.metadata.entry_points(group=hookspecs.PROJECT)
     # rtd's own first, then alphabetical: a third-party name clash loses to the built-in
-    return sorted(eps, key=lambda ep: (_dist_name(ep) != "rtd", ep.name))
+    return sorted(eps, key=lambda ep: (ep.value != BUILTIN, ep.name))
 
 
 def _dist_name(ep: importlib.metadata.EntryPoint) -> str:
@@ -227,7 +229,7 @@ def load(extra: Iterable[tuple[str, object]] = (),
         from rtd._version import __version__
         from rtd.builtin import plugin as builtin
 
-        loaded.append((PluginInfo("builtin", "rtd", __version__), builtin))
+        loaded.append((PluginInfo("builtin", DISTRIBUTION, __version__), builtin))
         registry.plugins.append(loaded[0][0])
     for ep in eps:
         dist = getattr(ep, "dist", None)

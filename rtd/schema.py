@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import field
@@ -86,6 +87,8 @@ def hint_name(t: Any, plural: bool = False) -> str:
     """How a type hint reads in a message: "an integer", "a table of arrays of strings"."""
     origin = typing.get_origin(t) or t
     args = typing.get_args(t)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(hint_name(a, plural) for a in args if a is not type(None))
     if origin is list:
         return ("arrays" if plural else "an array") + (
             f" of {hint_name(args[0], True)}" if args else "")
@@ -102,6 +105,8 @@ def _conforms(value: Any, hint: Any) -> bool:
     """Whether a TOML value has the shape of a (possibly nested) type hint."""
     origin = typing.get_origin(hint) or hint
     args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, a) for a in args)
     if origin is list:
         return isinstance(value, list) and all(_conforms(v, args[0]) for v in value) \
             if args else isinstance(value, list)

@@ -26,6 +26,8 @@ from rtd.messages import Fatal
 
 logger = logging.getLogger(__name__)
 
+SIGNAL_LATENCY = 0.5
+"""Seconds at most before `run()` notices a signal (see `run`)."""
 LOSSY_BACKLOG = 200
 """Messages waiting for a lossy subscriber beyond which streaming chunks (``lossy`` types) are
 dropped for it: a receiver that cannot keep up loses chunks, not the daemon's memory."""
@@ -193,6 +195,13 @@ class _Restart:
 class _StopRequested:
     pass
 
+
+@dataclass(frozen=True)
+class _Call:
+    function: Callable[[], object]
+    done: threading.Event
+
+
 #: Seconds before a crashed actor is restarted: ``RESTART_FIRST``, doubling per recent crash,
 #: up to these limits (core actors come back sooner: the conversation needs them).
 RESTART_FIRST = 1.0
@@ -275,6 +284,48 @@ class Supervisor:
         """Make `run()` return 0: the clean end of an embedded daemon. Safe from any thread."""
         self._put(_StopRequested())
 
+    def call(self, function: Callable[[], object], timeout: float) -> bool:
+        """Run ``function`` on the thread in `run()`, between crash restarts, and wait for it.
+
+        Reconfiguring (a reload) goes through here so it never races a restart. False when it
+        did not finish within ``timeout`` seconds (or `run()` is not running).
+        """
+        done = threading.Event()
+        self._put(_Call(function, done))
+        return done.wait(timeout)
+
+    def replace(self, children: list[Child], restart: Iterable[str] = ()) -> None:
+        """Become ``children``, in their order, without stopping what did not change.
+
+        Actors no longer listed stop, and so do those named in ``restart`` (in reverse start
+        order); new and restarted ones then start in order. Call it through `call`. A child that
+        fails to start is handled as a crash: a plugin component is retried after a delay, a core
+        actor through the restart limit.
+        """
+        names = {c.name for c in children}
+        restart = set(restart)
+        running = {c.name: c for c in self._started}
+        for child in reversed(self._started):
+            if child.name not in names or child.name in restart:
+                self._stop_child(child, 2.0)
+        for timer in self._timers:  # delayed restarts belong to the actors just replaced
+            timer.cancel()
+        self._started = []
+        for child in children:
+            kept = running.get(child.name)
+            if kept is not None and child.name not in restart and kept.ref is not None:
+                self._started.append(kept)
+                continue
+            self.bus.subscribe(child.name, child.receives, lossy=child.lossy)
+            self._started.append(child)
+            try:
+                self._start_child(child)
+            except Exception as exc:  # the same backoff as any crash, counted alike
+                self._crashed_child(child, exc)
+                continue
+            logger.info("started %s", child.name)
+        self.children = list(self._started)
+
     def _take_crash(self, name: str) -> BaseException | None:
         """Remove a child's crash report from the control queue and return its error."""
         kept: list[object] = []
@@ -299,7 +350,12 @@ class Supervisor:
         the caller's handler can raise to stop.
         """
         while True:
-            item = self._control.get()
+            try:
+                item = self._control.get(timeout=SIGNAL_LATENCY)
+            except queue.Empty:
+                # a signal the kernel handed to another thread only runs its Python handler
+                # once this thread executes again: wake up now and then to let it
+                continue
             if isinstance(item, _StopRequested):
                 return 0
             if isinstance(item, Fatal):
@@ -313,6 +369,13 @@ class Supervisor:
                 code = self._restart_component(item.name)
                 if code is not None:
                     return code
+            if isinstance(item, _Call):
+                try:
+                    item.function()
+                except Exception:
+                    logger.exception("reconfiguring failed")
+                finally:
+                    item.done.set()
 
     def _restart(self, crash: _Crashed) -> int | None:
         """A started actor crashed: schedule its restart, or end the daemon past the limit."""
@@ -377,18 +440,20 @@ class Supervisor:
         deadline = time.monotonic() + timeout
         while self._started:
             child = self._started.pop()
-            self.bus.attach(child.name, None)
-            if child.ref is None:
-                continue
-            remaining = max(0.2, deadline - time.monotonic())
-            try:
-                child.ref.stop(block=True, timeout=remaining)
-            except pykka.Timeout:
-                logger.warning("%s did not stop within %.1f s", child.name, remaining)
-            except pykka.ActorDeadError:
-                pass
-            child.ref = None
-            logger.debug("stopped %s", child.name)
+            self._stop_child(child, max(0.2, deadline - time.monotonic()))
+
+    def _stop_child(self, child: Child, timeout: float) -> None:
+        self.bus.attach(child.name, None)
+        if child.ref is None:
+            return
+        try:
+            child.ref.stop(block=True, timeout=timeout)
+        except pykka.Timeout:
+            logger.warning("%s did not stop within %.1f s", child.name, timeout)
+        except pykka.ActorDeadError:
+            pass
+        child.ref = None
+        logger.debug("stopped %s", child.name)
 
 
 def _traceback(error: BaseException) -> str:

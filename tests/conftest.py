@@ -74,8 +74,8 @@ def env(tmp_path: Path) -> dict[str, str]:
 def run_rtd(env: dict[str, str], tmp_path: Path) -> Iterator:
     started: list[Daemon] = []
 
-    def start(*args: str, extra_env: dict[str, str] | None = None) -> Daemon:
-        d = Daemon(list(args), {**env, **(extra_env or {})})
+    def start(*args: str, extra_env: dict[str, str] | None = None, **popen) -> Daemon:
+        d = Daemon(list(args), {**env, **(extra_env or {})}, **popen)
         started.append(d)
         return d
 

@@ -23,7 +23,7 @@ import wave
 from collections.abc import Iterator
 from pathlib import Path
 
-TOOLS = ("pulseaudio", "pactl", "paplay", "parecord", "pacat")
+TOOLS = ("pulseaudio", "pactl", "pacmd", "paplay", "parecord", "pacat")
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 
@@ -52,7 +52,7 @@ class PulseServer:
         """What a client needs to reach this daemon (merged into os.environ by `export`)."""
         self.daemon_env: dict[str, str] = {}
         self.pid: int | None = None
-        self._keepalive: list[subprocess.Popen[bytes]] = []
+        self._keepalive: dict[str, subprocess.Popen[bytes]] = {}
         self._saved: dict[str, str | None] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -80,6 +80,7 @@ class PulseServer:
             "--system=false",
             "-n",
             "--load=module-native-protocol-unix",
+            "--load=module-cli-protocol-unix",
             "--load=module-null-sink sink_name=speaker",
             "--load=module-null-sink sink_name=mic",
         ]
@@ -104,8 +105,8 @@ class PulseServer:
         self._wait_ready()
         self._keep_sinks_awake()
 
-    def _keep_sinks_awake(self) -> None:
-        """Feed digital silence into both sinks at low latency, for the whole session.
+    def _keep_sinks_awake(self, sinks: tuple[str, ...] = ("speaker", "mic")) -> None:
+        """Feed digital silence into the sinks at low latency, for the whole session.
 
         An idle null sink sleeps on a timer of up to 2 s and only notices a new client's
         latency when that timer fires. Until then a new capture stream gets nothing and a new
@@ -113,37 +114,89 @@ class PulseServer:
         queued. A real sound card does not behave like that; a sink kept busy does not either.
         Zeros mix into the sink without changing what the tests play or record.
         """
-        for sink in ("speaker", "mic"):
-            self._keepalive.append(
-                subprocess.Popen(
-                    [
-                        "pacat",
-                        "--playback",
-                        "--raw",
-                        f"--device={sink}",
-                        "--latency-msec=20",
-                        "--rate=24000",
-                        "--channels=1",
-                        "--format=s16le",
-                        "/dev/zero",
-                    ],
-                    env=self.client_env(),
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                )
+        for sink in sinks:
+            self._keepalive[sink] = subprocess.Popen(
+                [
+                    "pacat",
+                    "--playback",
+                    "--raw",
+                    f"--device={sink}",
+                    "--latency-msec=20",
+                    "--rate=24000",
+                    "--channels=1",
+                    "--format=s16le",
+                    "/dev/zero",
+                ],
+                env=self.client_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
             )
         deadline = time.monotonic() + START_TIMEOUT
         latencies: dict[str, int] = {}
         while time.monotonic() < deadline:
-            for proc in self._keepalive:
+            for name in sinks:
+                proc = self._keepalive[name]
                 if proc.poll() is not None:
                     err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
                     raise PulseError(f"pacat keep-alive exited ({proc.returncode}): {err}")
             latencies = self.sink_latencies_usec()
-            if len(latencies) >= 2 and max(latencies.values()) < 100_000:
+            if all(latencies.get(name, 10**9) < 100_000 for name in sinks):
                 return
             time.sleep(0.05)
         raise PulseError(f"null sinks did not settle to low latency: {latencies} usec")
+
+    def _stop_keepalive(self, sink: str) -> None:
+        proc = self._keepalive.pop(sink, None)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=STOP_TIMEOUT)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=STOP_TIMEOUT)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+    def _short(self, what: str) -> list[list[str]]:
+        out = self.run("pactl", "list", "short", what).stdout
+        return [line.split("\t") for line in out.splitlines() if line.strip()]
+
+    def unplug(self, sink: str) -> None:
+        """Make a virtual cable vanish the way a USB card does, until `replug`.
+
+        The null sink's module is unloaded, so the device is gone and opening it fails. A real
+        card's open streams fail with it; PulseAudio would instead move them to another device,
+        so the streams that were on this one are killed, which PortAudio reports as an unplug
+        does: host errors, no more callbacks, an inactive stream.
+        """
+        sinks = {row[1]: row[0] for row in self._short("sinks")}
+        sources = {row[1]: row[0] for row in self._short("sources")}
+        if sink not in sinks:
+            raise PulseError(f"no sink {sink!r} to unplug")
+        module = next(row[0] for row in self._short("modules")
+                      if row[1] == "module-null-sink" and f"sink_name={sink}" in row[2])
+        inputs = [row[0] for row in self._short("sink-inputs") if row[1] == sinks[sink]]
+        outputs = [row[0] for row in self._short("source-outputs")
+                   if row[1] == sources.get(f"{sink}.monitor")]
+        self._stop_keepalive(sink)
+        self.run("pactl", "unload-module", module)
+        # pactl has no kill command; pacmd speaks to module-cli-protocol-unix
+        for index in inputs:
+            self.run("pacmd", "kill-sink-input", index, check=False)
+        for index in outputs:
+            self.run("pacmd", "kill-source-output", index, check=False)
+
+    def suspend(self, sink: str, suspended: bool = True) -> None:
+        """Stop (or restart) a cable's clock: its streams stay open and deliver nothing, as
+        with a device that hangs."""
+        self.run("pactl", "suspend-sink", sink, "1" if suspended else "0")
+
+    def replug(self, sink: str) -> None:
+        """Bring an unplugged cable back, awake (see `_keep_sinks_awake`)."""
+        self.run("pactl", "load-module", "module-null-sink", f"sink_name={sink}")
+        self._keep_sinks_awake((sink,))
 
     def sink_latencies_usec(self) -> dict[str, int]:
         """Current latency of each sink as `pactl list sinks` reports it."""
@@ -174,17 +227,8 @@ class PulseServer:
     def stop(self) -> None:
         """Kill the daemon (only the one we started) and remove its directory."""
         self.unexport()
-        for proc in self._keepalive:
-            if proc.poll() is None:
-                proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=STOP_TIMEOUT)
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=STOP_TIMEOUT)
-            if proc.stderr is not None:
-                proc.stderr.close()
-        self._keepalive.clear()
+        for sink in list(self._keepalive):
+            self._stop_keepalive(sink)
         if self.daemon_env:
             with contextlib.suppress(subprocess.TimeoutExpired, OSError):
                 subprocess.run(

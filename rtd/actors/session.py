@@ -43,6 +43,7 @@ from rtd.messages import (
     TextEvent,
     ToolCall,
     ToolCallEvent,
+    UpdateSession,
     UserText,
 )
 from rtd.protocol import events
@@ -95,6 +96,11 @@ class _Disconnected:
     reason: str
 
 
+@dataclass(frozen=True)
+class _AttemptFailed:
+    reason: str
+
+
 class _Link(threading.Thread):
     """Connects, reads, reconnects; never touches conversation state."""
 
@@ -122,6 +128,7 @@ class _Link(threading.Thread):
                 wait = self.backoff.jitter(delay)
                 log = logger.warning if failures == 1 or failures % 10 == 0 else logger.info
                 log("%s; retrying in %.1f s (attempt %d)", exc, wait, failures)
+                self.tell(_AttemptFailed(f"{exc}; retrying"))
                 self.stopping.wait(wait)
                 delay = self.backoff.next(delay)
                 continue
@@ -174,7 +181,8 @@ class _Link(threading.Thread):
 
 class SessionActor(RtdActor):
     name = "session"
-    receives = (InputAudio, ToolCallEvent, UserText, Commit, RequestResponse, Interrupt)
+    receives = (InputAudio, ToolCallEvent, UserText, Commit, RequestResponse, Interrupt,
+                UpdateSession)
 
     def __init__(self, bus: Bus, on_crash: Callable[[str, BaseException], None],
                  target: Endpoint, session_update: Mapping[str, Any], *,
@@ -199,6 +207,7 @@ class SessionActor(RtdActor):
         self._state: State = "idle"
         self._speaking_in: str | None = None           # response id whose output started
         self._item_audio: dict[str, list[bytes]] = {}  # for AudioEvent, only when wanted
+        self._announced = False                        # a ConnectionState was published
 
     def setup(self) -> None:
         self._link = _Link(self.target, self.connect_timeout, self.actor_ref.tell, self.backoff)
@@ -237,6 +246,15 @@ class SessionActor(RtdActor):
             self._disconnected(message)
         elif isinstance(message, Fatal):
             self.bus.publish(message)
+        elif isinstance(message, UpdateSession):
+            # settings change on the same connection; a reconnect sends the new ones too
+            self.session_update = dict(message.event)
+            if self._send(self.session_update):
+                logger.info("session settings updated")
+        elif isinstance(message, _AttemptFailed) and not self._announced:
+            # the first attempt's outcome, so readiness can say "retrying" instead of waiting
+            self._announced = True
+            self.bus.publish(ConnectionState(False, message.reason))
 
     def _sender_input(self, message: object) -> None:
         if isinstance(message, UserText):
@@ -276,6 +294,7 @@ class SessionActor(RtdActor):
             self._send_audio(self._pending_audio.popleft())
         while self._pending_input and self.conn is conn:
             self._sender_input(self._pending_input.popleft())
+        self._announced = True
         self.bus.publish(ConnectionState(True, conn.url))
         self._set_state("idle")
 

@@ -29,25 +29,31 @@ Backend = Literal["sounddevice", "file"]
 reported (as ``audio.input.backend`` etc.), so these functions trust their arguments."""
 
 
-def open_input(backend: Backend, *, device: str = "default", path: str = "", block_ms: int = 40,
-               where: str = "audio.input") -> AudioInput:
-    """Open a microphone (`sounddevice`) or a WAV file played in real time (`file`)."""
+def open_input(backend: Backend, *, device: str | int = "default", path: str = "",
+               block_ms: int = 40, where: str = "audio.input", wait: bool = False) -> AudioInput:
+    """Open a microphone (`sounddevice`) or a WAV file played in real time (`file`).
+
+    With ``wait`` a sound device that is missing or busy is not an error: the backend starts
+    without it and keeps looking (a daemon must not die of a microphone plugged in late).
+    """
     if backend == "file":
         from rtd.audio.file_backend import WavFileInput
 
         return WavFileInput(path, block_ms=block_ms, where=where)
     from rtd.audio.sounddevice_backend import SoundDeviceInput
 
-    return SoundDeviceInput(device, block_ms=block_ms, where=where)
+    return SoundDeviceInput(device, block_ms=block_ms, where=where, wait=wait)
 
 
-def open_output(backend: Backend, *, device: str = "default", path: str = "",
-                buffer_seconds: float = 60.0, where: str = "audio.output") -> AudioOutput:
-    """Open a speaker (`sounddevice`) or a WAV file written in real time (`file`)."""
+def open_output(backend: Backend, *, device: str | int = "default", path: str = "",
+                buffer_seconds: float = 60.0, where: str = "audio.output",
+                wait: bool = False) -> AudioOutput:
+    """Open a speaker (`sounddevice`) or a WAV file written in real time (`file`); ``wait`` as
+    for `open_input`."""
     if backend == "file":
         from rtd.audio.file_backend import WavFileOutput
 
         return WavFileOutput(path, buffer_seconds=buffer_seconds, where=where)
     from rtd.audio.sounddevice_backend import SoundDeviceOutput
 
-    return SoundDeviceOutput(device, buffer_seconds=buffer_seconds, where=where)
+    return SoundDeviceOutput(device, buffer_seconds=buffer_seconds, where=where, wait=wait)

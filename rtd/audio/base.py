@@ -43,6 +43,15 @@ class AudioInput(abc.ABC):
     def stop(self) -> None:
         """Stop streaming and release the device; idempotent, returns within about 0.5 s."""
 
+    def health_problem(self) -> str | None:
+        """What is wrong with a backend that should be working (for the watchdog), or None."""
+        return None
+
+    @property
+    def waiting_for(self) -> str | None:
+        """Why the device is not open while it is being looked for (missing, busy), or None."""
+        return None
+
 
 class AudioOutput(abc.ABC):
     """A sink for wire audio (a speaker, a WAV file), tracked per conversation item.
@@ -85,6 +94,15 @@ class AudioOutput(abc.ABC):
     @abc.abstractmethod
     def stop(self) -> None:
         """Stop and release the device or file; idempotent."""
+
+    def health_problem(self) -> str | None:
+        """What is wrong with a backend that should be working (for the watchdog), or None."""
+        return None
+
+    @property
+    def waiting_for(self) -> str | None:
+        """Why the device is not open while it is being looked for (missing, busy), or None."""
+        return None
 
 
 class BufferedOutput(AudioOutput):

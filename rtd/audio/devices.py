@@ -9,16 +9,22 @@ rtd still runs with the file backends.
 from __future__ import annotations
 
 import logging
+import re
+import threading
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Literal
 
 from rtd.audio.base import RATE
-from rtd.exceptions import DeviceError
+from rtd.exceptions import AmbiguousDeviceError, DeviceError
 
 logger = logging.getLogger(__name__)
 
 Kind = Literal["input", "output"]
+
+PORTAUDIO_LOCK = threading.RLock()
+"""Held for every call into PortAudio that is not a stream's own: listing, probing, opening,
+closing, and above all re-initialising, which must never overlap another thread's call."""
 
 FALLBACK_RATES = (48000, 44100)
 """Rates tried after the wire rate and the device's default rate, in order."""
@@ -64,8 +70,9 @@ def list_devices(where: str = "audio") -> list[DeviceInfo]:
     """Every device PortAudio knows, as found when PortAudio was initialised."""
     sd = import_sounddevice(where)
     try:
-        raw = sd.query_devices()
-        hostapis = sd.query_hostapis()
+        with PORTAUDIO_LOCK:
+            raw = sd.query_devices()
+            hostapis = sd.query_hostapis()
     except Exception as exc:  # PortAudioError and friends
         raise DeviceError(f"{where}: cannot list sound devices: {exc}") from None
     return [_info(d, hostapis) for d in raw]
@@ -86,18 +93,21 @@ def _info(d: dict, hostapis: tuple) -> DeviceInfo:
     )
 
 
-def find_device(spec: str, kind: Kind, where: str) -> DeviceInfo:
+def find_device(spec: str | int, kind: Kind, where: str) -> DeviceInfo:
     """Resolve a configured device: "default", an index, or part of a name (case-insensitive).
 
-    An exact name match wins over a substring match, so "pulse" does not pick "pulse_mic".
+    An exact name wins over substring matches, so "pulse" does not pick "pulse_mic"; a part of a
+    name that several devices share is an error listing them (the one listed first would depend
+    on the order PortAudio found them in, which changes between boots).
     """
     devices = list_devices(where)
     usable = [d for d in devices if d.channels(kind) > 0]
-    spec = str(spec).strip()
-    if spec.lower() == "default":
+    text = str(spec).strip()
+    if isinstance(spec, str) and text.lower() == "default":
         sd = import_sounddevice(where)
         try:
-            index = int(sd.query_devices(kind=kind)["index"])
+            with PORTAUDIO_LOCK:
+                index = int(sd.query_devices(kind=kind)["index"])
         except Exception:
             raise DeviceError(
                 f"{where}.device: there is no default {kind} device. {_available(usable, kind)}"
@@ -106,7 +116,7 @@ def find_device(spec: str, kind: Kind, where: str) -> DeviceInfo:
             if d.index == index:
                 return d
         raise DeviceError(f"{where}.device: default {kind} device {index} is not listed")
-    if spec.lstrip("-").isdigit():
+    if isinstance(spec, int) or text.lstrip("-").isdigit():
         index = int(spec)
         for d in devices:
             if d.index == index:
@@ -117,16 +127,31 @@ def find_device(spec: str, kind: Kind, where: str) -> DeviceInfo:
                     f"{_available(usable, kind)}"
                 )
         raise DeviceError(f"{where}.device: there is no device {index}. {_available(usable, kind)}")
-    wanted = spec.lower()
+    wanted = text.lower()
     for d in usable:
         if d.name.lower() == wanted:
             return d
-    for d in usable:
-        if wanted in d.name.lower():
-            return d
+    matches = [d for d in usable if wanted in d.name.lower()]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = "; ".join(f"{d.index}: {d.name!r}" for d in matches)
+        raise AmbiguousDeviceError(
+            f"{where}.device: {text!r} matches {len(matches)} {kind} devices ({names}); set "
+            "more of the name, or the whole name, so that only one matches"
+        )
     raise DeviceError(
-        f"{where}.device: no {kind} device matches {spec!r}. {_available(usable, kind)}"
+        f"{where}.device: no {kind} device matches {text!r}. {_available(usable, kind)}"
     )
+
+
+_CARD_ADDRESS = re.compile(r"\s*\((?:plug)?hw:\d+,\d+\)$")
+
+
+def stable_name(info: DeviceInfo) -> str:
+    """The part of a device's name that survives re-plugging: ALSA's "(hw:1,0)" suffix names
+    the card number, which the kernel hands out anew each time."""
+    return _CARD_ADDRESS.sub("", info.name) or info.name
 
 
 def _available(usable: list[DeviceInfo], kind: Kind) -> str:
@@ -165,19 +190,20 @@ def choose_rate(
         most = min(device.channels(kind), 2)
         if most > 1:
             channel_options.append(most)
-    errors: list[str] = []
+    errors: dict[str, list[str]] = {}  # error -> formats that failed with it
     for rate in candidate_rates(device):
         for ch in channel_options:
             try:
-                check(device=device.index, samplerate=rate, channels=ch, dtype="int16")
+                with PORTAUDIO_LOCK:
+                    check(device=device.index, samplerate=rate, channels=ch, dtype="int16")
             except Exception as exc:  # PortAudioError, ValueError
-                errors.append(f"{rate} Hz {ch} ch: {exc}")
+                errors.setdefault(str(exc), []).append(f"{rate} Hz {ch} ch")
                 continue
             logger.debug(
                 "%s: %s device %r accepts %d Hz, %d ch", where, kind, device.name, rate, ch
             )
             return rate, ch
-    tried = "; ".join(errors)
+    tried = "; ".join(f"{', '.join(formats)}: {error}" for error, formats in errors.items())
     raise DeviceError(
         f"{where}.device: {kind} device {device.name!r} accepts none of the formats rtd can use "
         f"(16-bit; tried {tried}). It may be busy (a raw hw: device allows one user; use "
@@ -194,7 +220,8 @@ def rescan_devices(where: str = "audio") -> None:
     """
     sd = import_sounddevice(where)
     try:
-        sd._terminate()
-        sd._initialize()
+        with PORTAUDIO_LOCK:
+            sd._terminate()
+            sd._initialize()
     except Exception as exc:  # PortAudioError
         raise DeviceError(f"{where}: cannot re-initialise PortAudio: {exc}") from None

@@ -53,7 +53,8 @@ class SocketSettings:
     """Settings of the socket sender."""
 
     path: str = setting("/run/rtd/rtd.sock", "Unix socket accepting one text message per line")
-    mode: str = setting("0660", "permissions of the socket file, in octal")
+    mode: str = setting("0660", "permissions of the socket file, in octal; bits for other "
+                        "users are dropped")
     respond: bool = setting(True, "ask the model to answer each message")
 
     def __post_init__(self) -> None:
@@ -99,6 +100,15 @@ class SocketSender(Sender):
     def run(self, ctx: SenderContext) -> None:
         path = Path(self.settings.path)
         mode = int(self.settings.mode, 8)  # checked by SocketSettings
+        if mode & 0o007:
+            ctx.log.warning("senders.socket.mode: %s would let every user on this machine talk "
+                            "to rtd; using %04o (owner and group only)", self.settings.mode,
+                            mode & 0o770)
+            mode &= 0o770
+        problems = self.check(self.settings)
+        if problems:  # retrying cannot make the directory writable: say so once, stay down
+            ctx.log.warning("senders.socket.%s; the socket sender is not running", problems[0])
+            return
         server = self._listen(path, mode)
         ctx.log.info("listening on %s", path)
         sel = selectors.DefaultSelector()
@@ -202,9 +212,16 @@ class StdinSender(Sender):
         self.stream = stream if stream is not None else sys.stdin
         self._wake = _Wakeable()
 
+    @classmethod
+    def check(cls, settings: StdinSettings) -> list[str]:
+        """Standard input must be something to type or pipe into (not systemd's /dev/null)."""
+        problem = stdin_problem()
+        return [problem.removeprefix("senders.stdin: ")] if problem else []
+
     def run(self, ctx: SenderContext) -> None:
-        if self.stream is None or self.stream.closed:
-            ctx.log.info("no standard input; the stdin sender has nothing to read")
+        problem = stdin_problem(self.stream)
+        if problem is not None:  # a restart would find the same stdin: say so once, stay down
+            ctx.log.warning("%s; the stdin sender is not running", problem)
             return
         sel = selectors.DefaultSelector()
         sel.register(self.stream, selectors.EVENT_READ)
@@ -229,3 +246,30 @@ class StdinSender(Sender):
 def _bind_length(path: Path) -> int:
     """Bytes of the longest path bind() sees for this socket: its own or its staging path."""
     return max(len(os.fsencode(path)), len(os.fsencode(path.parent)) + STAGING)
+
+
+def stdin_problem(stream: IO[str] | None = None) -> str | None:
+    """Why the stdin sender cannot read ``stream`` (standard input by default), or None.
+
+    It reads lines as they are typed or piped; under systemd stdin is /dev/null, and a regular
+    file cannot be waited on (and would be read once, at start, with nobody to answer).
+    """
+    stream = sys.stdin if stream is None else stream
+    where = "senders.stdin: standard input"
+    if stream is None or stream.closed:
+        return f"{where} is closed"
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file descriptor
+        return f"{where} is not a terminal or a pipe"
+    if stream.isatty() or stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+        return None
+    try:
+        null = os.stat(os.devnull)
+        is_null = stat.S_ISCHR(st.st_mode) and st.st_rdev == null.st_rdev
+    except OSError:
+        is_null = False
+    what = ("/dev/null (as under systemd)" if is_null
+            else "a regular file" if stat.S_ISREG(st.st_mode) else "not a terminal or a pipe")
+    return (f"{where} is {what}, so there is nothing to type into; remove [senders.stdin] here, "
+            "or run rtd in a terminal or with a pipe")

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from rtd.audio import devices, list_devices, open_input
-from rtd.audio.devices import DeviceInfo, choose_rate, find_device
-from rtd.exceptions import DeviceError
+from rtd.audio.devices import DeviceInfo, choose_rate, find_device, stable_name
+from rtd.exceptions import AmbiguousDeviceError, ConfigError, DeviceError
 
 
 class FakeSoundDevice:
@@ -74,9 +74,41 @@ def fake_sd(monkeypatch: pytest.MonkeyPatch) -> FakeSoundDevice:
 def test_find_by_substring_index_and_default(fake_sd: FakeSoundDevice) -> None:
     assert find_device("usb audio device", "input", "audio.input").index == 1
     assert find_device("USB Audio", "input", "audio.input").index == 2  # exact name wins
-    assert find_device("usb", "input", "audio.input").index == 1  # else the first match
     assert find_device("4", "output", "audio.output").name.startswith("HDMI")
+    assert find_device(4, "output", "audio.output").name.startswith("HDMI")  # TOML integer
+    assert find_device(0, "input", "audio.input").name.startswith("HDA Intel")
     assert find_device("default", "output", "audio.output").name == "sysdefault"
+
+
+def test_a_part_of_several_names_is_an_error_listing_them(fake_sd: FakeSoundDevice) -> None:
+    with pytest.raises(AmbiguousDeviceError) as info:
+        find_device("usb", "input", "audio.input")
+    msg = str(info.value)
+    assert msg.startswith("audio.input.device: 'usb' matches 2 input devices")
+    assert "1: 'USB Audio Device: - (hw:1,0)'" in msg and "2: 'USB Audio'" in msg
+    assert "HDA Intel" not in msg  # only the devices that matched
+    # the same part of a name is unique among outputs: no USB device plays
+    assert find_device("hdmi", "output", "audio.output").index == 4
+    with pytest.raises(AmbiguousDeviceError):  # ambiguity is a DeviceError the daemon
+        open_input("sounddevice", device="usb", wait=True)  # does not wait out
+
+
+def test_integer_device_in_the_config_file() -> None:
+    from rtd import config as cfg
+
+    config = cfg.parse({"audio": {"input": {"device": 3}, "output": {"device": "USB"}}},
+                       None, require_key=False)
+    assert (config.audio_input.device, config.audio_output.device) == (3, "USB")
+    assert "device = 3" in cfg.to_toml(config)
+    with pytest.raises(ConfigError, match="audio.input.device: expected a string or an "
+                       "integer, got a number 3.5"):
+        cfg.parse({"audio": {"input": {"device": 3.5}}}, None, require_key=False)
+
+
+def test_stable_name_drops_the_card_number() -> None:
+    info = DeviceInfo(5, "USB PnP Sound Device: Audio (hw:2,0)", "ALSA", 1, 0, 48000)
+    assert stable_name(info) == "USB PnP Sound Device: Audio"
+    assert stable_name(DeviceInfo(0, "pulse", "ALSA", 32, 32, 44100)) == "pulse"
 
 
 def test_no_match_lists_devices_of_that_kind(fake_sd: FakeSoundDevice) -> None:

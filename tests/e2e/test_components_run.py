@@ -85,7 +85,7 @@ def test_plugins_command_lists_components(run_rtd, tmp_path):
     d = run_rtd("plugins", "--config", str(conf))
     assert d.wait() == 0
     out = d.output
-    assert "builtin (rtd 0.1.0): loaded" in out
+    assert "builtin (rtd-voice 0.1.0): loaded" in out
     assert [ln.split() for ln in d.lines if "clock" in ln or "console" in ln
             or "socket" in ln] == [["tool", "clock", "enabled"], ["sender", "socket", "available"],
                                    ["receiver", "console", "enabled"]]

@@ -195,6 +195,6 @@ def test_tracing_logs_every_hook_call(entry_points, monkeypatch, caplog):
 def test_installed_builtin_comes_through_its_entry_point():
     reg = plugins.load()
     builtin = next(p for p in reg.plugins if p.name == "builtin")
-    assert builtin.package == "rtd"
-    assert reg.provider[("tools", "clock")] == "rtd"
-    assert "socket (rtd), stdin (rtd)" in reg.describe("senders")
+    assert builtin.package == "rtd-voice"
+    assert reg.provider[("tools", "clock")] == "rtd-voice"
+    assert "socket (rtd-voice), stdin (rtd-voice)" in reg.describe("senders")
