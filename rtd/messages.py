@@ -7,7 +7,7 @@ Immutable so one message can go to several actors without copies or races. Audio
 event types in `EVENT_TYPES`, which receivers name by their ``kind``, and the sender messages
 (`UserText`, `Commit`, `RequestResponse`, `Interrupt`, `Mute`) that `SenderContext` sends.
 The rest (`InputAudio`, `OutputAudioDone`, `ToolCall`, `ConnectionState`, `ResponseStarted`,
-`ResponseDone`, `Fatal`) is the runtime's own and may change between releases.
+`ResponseDone`, `TurnState`, `Fatal`) is the runtime's own and may change between releases.
 
 Streaming types are marked ``lossy``: a receiver that falls behind loses some of them rather
 than the daemon's memory. The core actors that take the same messages (the speaker takes
@@ -69,6 +69,37 @@ class ResponseDone:
 
     response_id: str
     status: str
+
+
+@dataclass(frozen=True)
+class TurnState:
+    """Where the turn stands, as the conversation (its one owner) sees it.
+
+    Published by the session whenever a field changes, so whoever waits for an answer (the
+    decorator API) or shows progress (`rtd status`) reads it instead of mirroring the
+    protocol's bookkeeping.
+    """
+
+    connected: bool = False
+    """A connection to the server is up."""
+    response_active: bool = False
+    """The server is producing a response (``response.created`` seen, its end not yet)."""
+    response_requested: bool = False
+    """rtd sent ``response.create`` and the server has not answered it yet."""
+    response_owed: bool = False
+    """A ``response.create`` rtd will send once no response is active or requested and no
+    tool call is pending."""
+    tool_calls_pending: int = 0
+    """Tool calls handed to tools whose results have not come back."""
+    responses_done: int = 0
+    """Responses ended since start (completed, cancelled, failed, or lost with a connection):
+    a waiter takes it before sending and is answered once it grew and the turn is idle."""
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight: no response active, requested or owed, no tool call pending."""
+        return not (self.response_active or self.response_requested or self.response_owed
+                    or self.tool_calls_pending)
 
 
 @dataclass(frozen=True)

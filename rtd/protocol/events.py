@@ -66,6 +66,16 @@ SERVER_EVENT_TYPES = frozenset({
     "rate_limits.updated", "error",
 })
 
+#: Beta spellings of server events (older relays and servers) and the GA names they stand for.
+BETA_SERVER_EVENT_NAMES: Mapping[str, str] = {
+    "response.text.delta": "response.output_text.delta",
+    "response.text.done": "response.output_text.done",
+    "response.audio.delta": "response.output_audio.delta",
+    "response.audio.done": "response.output_audio.done",
+    "response.audio_transcript.delta": "response.output_audio_transcript.delta",
+    "response.audio_transcript.done": "response.output_audio_transcript.done",
+}
+
 PCM_RATE = 24000
 """Hz: the only PCM rate the GA protocol speaks."""
 
@@ -137,21 +147,50 @@ def decode_audio(b64: str) -> bytes:
     return base64.b64decode(b64)
 
 
-def function_call_output(call_id: str, output: str) -> dict[str, Any]:
-    """The item that answers a function call; the model reads `output` as text."""
-    return {"type": "conversation.item.create",
-            "item": {"type": "function_call_output", "call_id": call_id, "output": output}}
+def function_call_output(call_id: str, output: str, *,
+                         item_id: str | None = None) -> dict[str, Any]:
+    """The item that answers a function call; the model reads `output` as text.
+
+    With `item_id` the item gets rtd's own id, so the server's echo of it is recognised.
+    """
+    item: dict[str, Any] = {"type": "function_call_output", "call_id": call_id,
+                            "output": output}
+    if item_id is not None:
+        item = {"id": item_id, **item}
+    return {"type": "conversation.item.create", "item": item}
 
 
 def response_create() -> dict[str, Any]:
     return {"type": "response.create"}
 
 
-def user_text(text: str) -> dict[str, Any]:
-    """A typed user message, as senders (and scripts) add one."""
-    return {"type": "conversation.item.create",
-            "item": {"type": "message", "role": "user",
-                     "content": [{"type": "input_text", "text": text}]}}
+def response_cancel() -> dict[str, Any]:
+    """Cancel whatever response is active (no `response_id`: rtd's view may lag the server's)."""
+    return {"type": "response.cancel"}
+
+
+def input_audio_commit() -> dict[str, Any]:
+    """End the user's turn by hand (manual turn taking)."""
+    return {"type": "input_audio_buffer.commit"}
+
+
+def user_text(text: str, *, item_id: str | None = None) -> dict[str, Any]:
+    """A typed user message, as senders (and scripts) add one.
+
+    With `item_id` the item gets rtd's own id, so the server's echo of it is recognised.
+    """
+    item: dict[str, Any] = {"type": "message", "role": "user",
+                            "content": [{"type": "input_text", "text": text}]}
+    if item_id is not None:
+        item = {"id": item_id, **item}
+    return {"type": "conversation.item.create", "item": item}
+
+
+def with_event_id(event: Mapping[str, Any], event_id: str) -> dict[str, Any]:
+    """A copy of a client event carrying `event_id`, which the server echoes in an error the
+    event causes (``error.event_id``)."""
+    return {"type": event["type"], "event_id": event_id,
+            **{k: v for k, v in event.items() if k not in ("type", "event_id")}}
 
 
 def session_update(session: SessionSettings, model: str,
