@@ -97,16 +97,14 @@ from typing import TYPE_CHECKING, Any
 from rtd.components import (
     EVENT_TYPES,
     Receiver,
-    RequestResponse,
     Sender,
     SenderContext,
-    UserText,
 )
 from rtd.config import ComponentConfig, Config, Secret, parse
 from rtd.exceptions import AuthenticationError, ConfigError, RtdError
 from rtd.exitcodes import EX_NOPERM, EX_SOFTWARE
 from rtd.hookspecs import hookimpl
-from rtd.messages import ConnectionState, Fatal, ResponseDone, ToolCall, ToolCallEvent
+from rtd.messages import ConnectionState, Fatal, TurnState
 from rtd.tools import Tool, tool
 
 if TYPE_CHECKING:
@@ -291,11 +289,8 @@ class Realtime:
         self._reset()
 
     def _reset(self) -> None:
-        # The session's response bookkeeping, mirrored from the bus (see _observe):
-        self._done = 0               # responses completed (or lost with the connection)
-        self._active = False         # a response was asked for and is not done
-        self._owed = False           # one more was asked for meanwhile (the session queues it)
-        self._awaiting = 0           # tool calls whose results the session still waits for
+        # the conversation's turn state, as the session last published it (see _observe)
+        self._turn = TurnState()
         self._finished_senders: set[str] = set()
         self._sender_count = 0
         self._finish_requested = False
@@ -515,65 +510,33 @@ class Realtime:
     # -- waiting for the session ------------------------------------------------------------
 
     def _observe(self, message: object) -> None:
-        """Bus observer (on the publisher's thread): connection, responses, fatal errors.
+        """Bus observer (on the publisher's thread): turn state, connection, fatal errors.
 
-        Mirrors how the session asks for responses (`SessionActor._request_response`): a
-        request while a response is active or tool calls are unanswered is queued and sent
-        after response.done; tool results bring a follow-up response. Responses the server
-        creates by itself (VAD turns) are only seen when they end.
+        The session's conversation owns the turn state and publishes every change of it;
+        the app only reads it, so it cannot drift from what the session does.
         """
-        if isinstance(message, (UserText, RequestResponse)):
-            if isinstance(message, UserText) and not message.respond:
-                return
+        if isinstance(message, TurnState):
             with self._cond:
-                self._request()
-        elif isinstance(message, ToolCall):
-            with self._cond:
-                self._awaiting += 1
-        elif isinstance(message, ToolCallEvent):
-            with self._cond:
-                self._awaiting = max(0, self._awaiting - 1)
-                if self._awaiting:
-                    self._owed = True
-                else:
-                    self._request()
-        elif isinstance(message, ResponseDone):
-            with self._cond:
-                self._done += 1
-                self._active = False
-                if self._owed and not self._awaiting:
-                    self._owed = False
-                    self._active = True
+                self._turn = message
                 self._cond.notify_all()
         elif isinstance(message, ConnectionState):
             if message.connected:
                 self._connected.set()
-                return
-            self._connected.clear()
-            with self._cond:  # what was in flight is gone with the connection
-                self._done += 1
-                self._active = self._owed = False
-                self._awaiting = 0
-                self._cond.notify_all()
+            else:
+                self._connected.clear()
         elif isinstance(message, Fatal):
             with self._cond:
                 if self._fatal is None:
                     self._fatal = message
 
-    def _request(self) -> None:
-        if self._active or self._awaiting:
-            self._owed = True
-        else:
-            self._active = True
-
     def _mark(self) -> int:
         with self._cond:
-            return self._done
+            return self._turn.responses_done
 
     def _answered(self, mark: int) -> bool:
-        """A response ended since ``mark`` and none is active, queued or waiting for tools."""
-        return (self._done > mark and not self._active and not self._owed
-                and not self._awaiting)
+        """A response ended since ``mark`` and nothing is in flight (no response active,
+        requested or owed, no tool call unanswered)."""
+        return self._turn.responses_done > mark and self._turn.idle
 
     def _wait_connected(self, ctx: SenderContext) -> bool:
         while not self._connected.wait(_POLL):

@@ -20,7 +20,8 @@ from typing import Any
 
 import pykka
 
-from rtd import __version__, logs
+from rtd import logs
+from rtd._version import __version__
 from rtd.components import StateEvent
 from rtd.config import Config
 from rtd.daemon import Daemon

@@ -20,13 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Bottom up. A module belongs to the first group whose prefix it has (longest prefix wins).
 LAYERS: list[dict[str, tuple[str, ...]]] = [
-    {"base": ("rtd._version", "rtd.schema", "rtd.exceptions", "rtd.exitcodes", "rtd.logs")},
+    {"base": ("rtd._version", "rtd.schema", "rtd.exceptions", "rtd.exitcodes", "rtd.logs",
+              "rtd.notify")},
     {"plugin API": ("rtd.messages", "rtd.hookspecs", "rtd.tools", "rtd.components")},
     {"built-in plugin": ("rtd.builtin",)},
     {"protocol": ("rtd.protocol",), "audio": ("rtd.audio",)},
+    {"conversation": ("rtd.conversation",)},
     {"config": ("rtd.config", "rtd.plugins")},
     {"actors": ("rtd.supervisor", "rtd.actors")},
-    {"daemon": ("rtd.daemon",)},
+    {"daemon": ("rtd.daemon", "rtd.service")},
     {"faces": ("rtd", "rtd.__main__", "rtd.cli", "rtd.app")},
 ]
 #: A separate peer: it may import only these groups besides its own.
