@@ -102,7 +102,8 @@ def classify(*, status: int | None = None, close_code: int | None = None,
 
     if error_code in _FATAL_ERRORS:
         code, what, advice = _FATAL_ERRORS[error_code]
-        return Ending("fatal", reason(what, error_code, advice), exit_code=code)
+        said = error_code if status is None else f"HTTP {status}, {error_code}"
+        return Ending("fatal", reason(what, said, advice), exit_code=code)
     if status is not None:
         return _classify_status(status, error_code, {k.lower(): v for k, v in
                                                      (headers or {}).items()}, reason, now)
