@@ -5,6 +5,8 @@ Each message says what is wrong, where (file, `section.key`, device, event) and 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class RtdError(Exception):
     """Base of all rtd errors; its text is meant for the user as it is."""
@@ -38,7 +40,22 @@ class AudioFileError(AudioError):
 
 
 class ConnectionFailed(RtdError):
-    """The realtime server cannot be reached or dropped the connection; worth retrying."""
+    """The realtime server cannot be reached or dropped the connection; worth retrying.
+
+    A refused upgrade carries what the server answered, so its ending can be classified
+    (`rtd.protocol.endings`): the HTTP ``status``, the response ``headers`` (names lower case;
+    Retry-After and rate-limit resets live there) and the ``error_code`` of its JSON body.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 headers: Mapping[str, str] | None = None, error_code: str | None = None,
+                 detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers: dict[str, str] = dict(headers or {})
+        self.error_code = error_code
+        #: The server's own words (a refusal's body message), at most 200 characters.
+        self.detail = detail
 
 
 class AuthenticationError(ConnectionFailed):

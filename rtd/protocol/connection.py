@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import ssl
 from collections.abc import Iterator, Mapping
@@ -72,6 +73,15 @@ class RealtimeConnection:
             try:
                 opcode, data = self._ws.recv_data()
             except websocket.WebSocketConnectionClosedException:
+                return None
+            except websocket.WebSocketProtocolException as exc:
+                if "close" not in str(exc):
+                    raise ConnectionFailed(f"connection to {self.url} lost: {_describe(exc)}") \
+                        from None
+                # A close code the RFC keeps off the wire (1005, 2999...): still the end.
+                found = re.search(r"close opcode (\d+)", str(exc))
+                code = int(found.group(1)) if found else None
+                self.close_code, self.close_reason, self._closed = code, "", True
                 return None
             except (websocket.WebSocketException, OSError) as exc:
                 if self._closed:
@@ -158,36 +168,53 @@ def connect(model: str = "gpt-realtime-2", *, api_key: str | None = None,
 
 def open_endpoint(target: Endpoint, *, timeout: float = 10.0, **options: Any) -> RealtimeConnection:
     """Connect to a resolved endpoint (the daemon's path: config already checked)."""
+    ws = open_websocket(target, timeout=timeout, **options)
+    ws.settimeout(None)  # idle conversations are silent; close() unblocks the reader
+    return RealtimeConnection(ws, target)
+
+
+def open_websocket(target: Endpoint, *, timeout: float = 10.0,
+                   **options: Any) -> websocket.WebSocket:
+    """The upgraded WebSocket, its socket still under ``timeout``; or a clear error.
+
+    A refused upgrade raises AuthenticationError (401, 403) or ConnectionFailed carrying the
+    HTTP status, the response headers and the body's error code, for `rtd.protocol.endings`.
+    """
     header = [f"{k}: {v}" for k, v in target.headers.items()]
     # websocket-client checks text frames' UTF-8 byte by byte in Python unless wsaccel is
     # installed: for audio deltas that is the hottest loop of the daemon. json.loads checks
     # the same in C when parse_server_event decodes the frame, so skip the Python pass.
     options.setdefault("skip_utf8_validation", True)
     try:
-        ws = websocket.create_connection(target.url, header=header, timeout=timeout,
-                                         enable_multithread=True, **options)
+        return websocket.create_connection(target.url, header=header, timeout=timeout,
+                                           enable_multithread=True, **options)
     except websocket.WebSocketBadStatusException as exc:
-        detail = _error_body(exc.resp_body)
+        code, detail = _error_body(exc.resp_body)
+        facts: dict[str, Any] = {
+            "status": exc.status_code, "error_code": code, "detail": detail,
+            "headers": {str(k).lower(): str(v) for k, v in (exc.resp_headers or {}).items()}}
+        said = f"HTTP {exc.status_code}{': ' + detail if detail else ''}"
         if exc.status_code in (401, 403):
             raise AuthenticationError(
-                f"{target.safe_url} refused the credentials (HTTP {exc.status_code}"
-                f"{': ' + detail if detail else ''}); check the API key") from None
-        raise ConnectionFailed(f"{target.safe_url} refused the connection (HTTP "
-                               f"{exc.status_code}{': ' + detail if detail else ''})") from None
+                f"{target.safe_url} refused the credentials ({said}); check the API key",
+                **facts) from None
+        raise ConnectionFailed(f"{target.safe_url} refused the connection ({said})",
+                               **facts) from None
     except (websocket.WebSocketException, OSError) as exc:
         raise ConnectionFailed(f"cannot connect to {target.safe_url}: {_describe(exc)}") \
             from None
-    ws.settimeout(None)  # idle conversations are silent; close() unblocks the reader
-    return RealtimeConnection(ws, target)
 
 
-def _error_body(body: bytes | str | None) -> str:
+def _error_body(body: bytes | str | None) -> tuple[str | None, str]:
+    """The error code and message of a refusal's body (JSON as the service sends, or text)."""
     if not body:
-        return ""
+        return None, ""
     try:
         data = json.loads(body)
         err = data.get("error", data)
-        return str(err.get("message") or err.get("code") or "")[:200]
+        code = err.get("code")
+        message = str(err.get("message") or code or "")[:200]
+        return (code if isinstance(code, str) else None), message
     except (ValueError, AttributeError):
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        return text.strip()[:200]
+        return None, text.strip()[:200]
