@@ -126,6 +126,8 @@ TEXT_KINDS = frozenset({"text", "text_chunk", "audio_transcript", "audio_transcr
                         "input_transcript", "input_transcript_chunk"})
 """Event kinds whose receivers get the text (``str``)."""
 AUDIO_KINDS = frozenset({"audio", "audio_chunk"})
+SCRIPT_BACKLOG_MS = 60000
+"""Milliseconds of sender audio held for the server: the most audio.input.backlog_ms allows."""
 """Event kinds whose receivers get the pcm24 audio (``bytes``)."""
 
 
@@ -263,7 +265,10 @@ class Realtime:
         self._table: dict[str, Any] = {
             "provider": provider_table,
             "session": session_table,
-            "audio": {"input": _audio_table(audio_input, "audio_input"),
+            # a script's senders yield audio as fast as they can, not at a microphone's pace:
+            # hold all of it for the server (the daemon's microphone drops stale audio instead)
+            "audio": {"input": {**_audio_table(audio_input, "audio_input"),
+                                "backlog_ms": SCRIPT_BACKLOG_MS},
                       "output": _audio_table(audio_output, "audio_output")},
         }
         self._api_key = api_key

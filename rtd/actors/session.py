@@ -94,6 +94,7 @@ class SessionActor(RtdActor):
             self.target, hello=self._hello, on_event=self._tell_event,
             on_connected=lambda n, url: self._tell(_Connected(n, url)),
             on_disconnected=lambda n, ending: self._tell(_Disconnected(n, ending)),
+            on_attempt_failed=lambda ending: self._tell(_Disconnected(0, ending)),
             connect_timeout=s.connect_timeout, backoff=s.backoff,
             ping_interval=s.ping_interval, pong_timeout=s.pong_timeout,
             send_timeout=s.send_timeout, response_timeout=s.response_timeout,
@@ -149,7 +150,7 @@ class SessionActor(RtdActor):
 
     def _disconnected(self, message: _Disconnected) -> None:
         ending = message.ending
-        if message.generation == self.generation:
+        if message.generation and message.generation == self.generation:
             self.generation = 0
             self._apply(self.conversation.disconnected(ending.reason))
         elif not self._announced:

@@ -30,13 +30,6 @@ from rtd.protocol.providers import Endpoint, endpoint
 
 logger = logging.getLogger(__name__)
 
-#: Close codes after which reconnecting cannot help.
-FATAL_CLOSE_CODES = {
-    3000: "the server refused the credentials (close code 3000); check the API key",
-    4000: "the server rejected the protocol shape (beta_api_shape_disabled)",
-}
-
-
 class RealtimeConnection:
     """One WebSocket connection to a realtime server."""
 

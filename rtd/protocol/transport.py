@@ -268,7 +268,8 @@ class Transport:
     ``on_disconnected(generation, ending)`` bracket connection number ``generation`` (1, 2, ...);
     after on_disconnected the transport reconnects unless ``ending.fatal``. A fatal refusal
     of the upgrade itself reports on_disconnected with the generation the connection would
-    have had (one past the last connected one). A connection ended by `stop()` reports no
+    have had (one past the last connected one); a refusal worth retrying reports
+    ``on_attempt_failed(ending)`` instead. A connection ended by `stop()` reports no
     on_disconnected. All timeouts are seconds.
     """
 
@@ -277,6 +278,7 @@ class Transport:
                  on_event: Callable[[int, dict[str, Any]], None],
                  on_connected: Callable[[int, str], None],
                  on_disconnected: Callable[[int, Ending], None],
+                 on_attempt_failed: Callable[[Ending], None] = lambda ending: None,
                  connect_timeout: float = 10.0, backoff: Backoff = Backoff(),
                  ping_interval: float = 15.0, pong_timeout: float = 10.0,
                  send_timeout: float = 5.0, response_timeout: float = 20.0,
@@ -295,6 +297,7 @@ class Transport:
         self._on_event = on_event
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
+        self._on_attempt_failed = on_attempt_failed
         self.connect_timeout = connect_timeout
         self.backoff = backoff
         self.ping_interval = ping_interval
@@ -478,6 +481,7 @@ class Transport:
                 wait = self._wait_after(ending, None)
                 log = logger.warning if failures == 1 or failures % 10 == 0 else logger.info
                 log("%s; retrying in %.1f s (attempt %d)", ending.reason, wait, failures)
+                self._call("on_attempt_failed", self._on_attempt_failed, ending)
                 self._stopping.wait(wait)
                 continue
             failures = 0

@@ -205,7 +205,7 @@ def test_journald_lines_carry_levels_and_no_timestamps(run_rtd, tmp_path):
     assert not any(re.search(r"\b\d\d:\d\d:\d\d\b", ln) for ln in lines)  # no time of our own
     assert f"<6>rtd: using config {conf} (--config)" in lines
     retry = next(ln for ln in lines if "retrying in" in ln)
-    assert retry.startswith("<4>rtd.actors.session: cannot connect")
+    assert retry.startswith("<4>rtd.protocol.transport: cannot connect")
     exposed = next(ln for ln in lines if "every user of this machine can read it" in ln)
     assert exposed.startswith(f"<4>rtd: {conf}: ") and "provider.headers" in exposed
     assert any(ln.startswith("<6>rtd: rtd ") and "running" in ln for ln in lines)
