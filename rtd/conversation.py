@@ -690,11 +690,11 @@ class Conversation:
     def _add(self, item: Item, after: str | None = None) -> None:
         if item.id in self._items:
             return
-        self._items[item.id] = item
         if after is not None and after in self._items and self._order[-1] != after:
             self._order.insert(self._order.index(after) + 1, item.id)
         else:
             self._order.append(item.id)
+        self._items[item.id] = item
         if item.call_id and item.kind != "message":
             self._by_call[(item.kind, item.call_id)] = item.id
         while len(self._order) > MAX_ITEMS:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,7 +133,7 @@ class Run:
     commands: list[Command] = field(default_factory=list)
 
     def step(self, step: Any) -> list[Command]:
-        if isinstance(step, dict):
+        if isinstance(step, Mapping):
             out = self.conv.server_event(step)
         elif isinstance(step, ToolCallEvent):
             out = self.conv.tool_result(step)
@@ -709,3 +709,24 @@ def test_turn_state_idle():
     for busy in ({"response_active": True}, {"response_requested": True},
                  {"response_owed": True}, {"tool_calls_pending": 1}):
         assert not TurnState(**busy).idle
+
+
+def test_what_it_sends_passes_the_emulators_checks():
+    """The emulator validates client events the way the service does: envelope and items."""
+    from rtd.emulator import validation
+
+    run = drive([UserText("hi"), created("r"), Interrupt(), Commit(),
+                 done("r", "completed", [fc("c1")]), result("c1"), "stop"])
+    assert set(run.sent_types()) == {"conversation.item.create", "response.create",
+                                     "response.cancel", "input_audio_buffer.commit"}
+    for event in run.sent:
+        assert validation.check_event(event) == event["type"]
+        if event["type"] == "conversation.item.create":
+            assert validation.validate_item(event["item"])["id"] == event["item"]["id"]
+
+
+def test_parsed_server_events_work_as_well_as_dicts():
+    from rtd.protocol.events import parse_server_event
+
+    run = drive([parse_server_event(json.dumps(e)) for e in call_turn("r", "c1")])
+    assert [c.call_id for c in run.of(ToolCall)] == ["c1"]

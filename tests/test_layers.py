@@ -24,6 +24,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     {"plugin API": ("rtd.messages", "rtd.hookspecs", "rtd.tools", "rtd.components")},
     {"built-in plugin": ("rtd.builtin",)},
     {"protocol": ("rtd.protocol",), "audio": ("rtd.audio",)},
+    {"conversation": ("rtd.conversation",)},
     {"config": ("rtd.config", "rtd.plugins")},
     {"actors": ("rtd.supervisor", "rtd.actors")},
     {"daemon": ("rtd.daemon",)},
@@ -189,6 +190,15 @@ def test_protocol_imports_nothing_of_the_daemon():
                                                                 "rtd.schema", "rtd.exitcodes")))
                  for m, ts in GRAPH.items() if m.startswith("rtd.protocol")}
     assert {m: t for m, t in offending.items() if t} == {}
+
+
+def test_the_conversation_is_pure():
+    """No threads, sockets, bus or config: the messages and the wire protocol only."""
+    allowed = ("rtd.messages", "rtd.protocol", "rtd.schema", "rtd.exceptions", "rtd.exitcodes")
+    offending = {m: sorted(t for t in ts if t != m and not t.startswith(allowed))
+                 for m, ts in GRAPH.items() if m.startswith("rtd.conversation")}
+    assert {m: t for m, t in offending.items() if t} == {}
+    assert "rtd.conversation" in GRAPH
 
 
 def test_the_emulator_shares_nothing_with_the_client():
