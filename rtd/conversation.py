@@ -20,7 +20,9 @@ Rules that are not the protocol's own:
 - ``response.create`` is never sent while a response is active or requested; it is owed and
   sent when the turn is free.
 - An ``error`` that names no event rtd sent, while a response is active, ends that response as
-  failed (servers send one in place of ``response.done``): the next input is answered. A later
+  failed (servers send one in place of ``response.done``): the next input is answered. Errors
+  about the input audio buffer are the microphone stream's (its appends carry no event id) and
+  end nothing. A later
   ``response.done`` of that response publishes nothing more, but its completed tool calls still
   run (once), and it ends a response the server said was still active.
 - A ``response.done`` or ``error`` too malformed to read still ends the active response as
@@ -377,6 +379,8 @@ class Conversation:
                     if not self._active:
                         self._active, self._active_id = True, None
                     self._owed = True
+        elif code.startswith("input_audio_buffer"):
+            pass  # about the microphone stream (appends carry no event id), not the response
         elif self._active:
             self._end_active(f"server error {code}")
         elif self._requested:
@@ -690,11 +694,11 @@ class Conversation:
     def _add(self, item: Item, after: str | None = None) -> None:
         if item.id in self._items:
             return
-        self._items[item.id] = item
         if after is not None and after in self._items and self._order[-1] != after:
             self._order.insert(self._order.index(after) + 1, item.id)
         else:
             self._order.append(item.id)
+        self._items[item.id] = item
         if item.call_id and item.kind != "message":
             self._by_call[(item.kind, item.call_id)] = item.id
         while len(self._order) > MAX_ITEMS:

@@ -193,6 +193,15 @@ def test_protocol_imports_nothing_of_the_daemon():
     assert {m: t for m, t in offending.items() if t} == {}
 
 
+def test_the_conversation_is_pure():
+    """No threads, sockets, bus or config: the messages and the wire protocol only."""
+    allowed = ("rtd.messages", "rtd.protocol", "rtd.schema", "rtd.exceptions", "rtd.exitcodes")
+    offending = {m: sorted(t for t in ts if t != m and not t.startswith(allowed))
+                 for m, ts in GRAPH.items() if m.startswith("rtd.conversation")}
+    assert {m: t for m, t in offending.items() if t} == {}
+    assert "rtd.conversation" in GRAPH
+
+
 def test_the_emulator_shares_nothing_with_the_client():
     offending = {m: sorted(t for t in ts if not t.startswith((EMULATOR, *EMULATOR_MAY_USE)))
                  for m, ts in GRAPH.items() if m.startswith(EMULATOR)}

@@ -223,9 +223,10 @@ class Checker:
             return "", False
         kind = data.get("type")
         if not isinstance(kind, str):
-            what = "without a type" if kind is None else f"with type {describe(kind)}"
-            self.report(NO_TYPE, "type", f"server sent JSON {what}, expected text naming the "
-                        "event; ignored (logged once, counted)")
+            what = ("without a type" if kind is None else
+                    f"with type {describe(kind)}, expected text naming the event")
+            self.report(NO_TYPE, "type", f"server sent JSON {what}; ignored (logged once, "
+                        "counted)")
             return "", False
         kind = BETA_SERVER_EVENT_NAMES.get(kind, kind)
         spec = self._specs.get(kind)
@@ -298,7 +299,7 @@ class Checker:
                 pcm = binascii.a2b_base64(text, strict_mode=True)
             else:  # pragma: no cover - Python 3.10
                 pcm = base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError):  # non-ASCII text is a ValueError
             self.report(event_type, field, f"server sent {event_type} with {field} text that is "
                         "not base64; ignored (logged once, counted)")
             return None
