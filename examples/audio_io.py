@@ -56,13 +56,15 @@ def main() -> None:
             yield question[start:start + CHUNK]
         yield bytes(RATE * 2)  # a second of silence, so the server's VAD sees the turn end
 
+    # Each receiver runs on a thread of its own: print each line in one write, so two
+    # receivers printing at once cannot run their lines together.
     @app.receiver("input_transcript")
     def heard(text: str) -> None:
-        print(f"you said: {text}", flush=True)
+        print(f"you said: {text}\n", end="", flush=True)
 
     @app.receiver("audio_transcript")
     def said(text: str) -> None:
-        print(f"assistant: {text}", flush=True)
+        print(f"assistant: {text}\n", end="", flush=True)
 
     @app.receiver("audio")
     def save(pcm: bytes, context: dict) -> None:

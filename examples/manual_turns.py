@@ -42,16 +42,18 @@ def main() -> None:
         turn = context["turn"] = context.get("turn", 0) + 1
         if turn > args.times:
             raise rtd.Stop
-        print(f"turn {turn}: sending {len(question) / 48000:.1f} s of audio", flush=True)
+        print(f"turn {turn}: sending {len(question) / 48000:.1f} s of audio\n", end="", flush=True)
         return question  # rtd commits the turn and asks for the answer, then waits for it
 
+    # Each receiver runs on a thread of its own: print each line in one write, so two
+    # receivers printing at once cannot run their lines together.
     @app.receiver("input_transcript")
     def heard(text: str, context: dict) -> None:
-        print(f"turn {context['turn']}: heard: {text}", flush=True)
+        print(f"turn {context['turn']}: heard: {text}\n", end="", flush=True)
 
     @app.receiver("audio_transcript")
     def answer(text: str, context: dict) -> None:
-        print(f"turn {context['turn']}: assistant: {text}", flush=True)
+        print(f"turn {context['turn']}: assistant: {text}\n", end="", flush=True)
 
     try:
         app.run()
