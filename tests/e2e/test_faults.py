@@ -190,18 +190,10 @@ def test_close_with_any_code_is_retried(faulty, code):
 
 # -- a stalled peer --------------------------------------------------------------------------
 
-def test_a_silent_server_is_noticed_and_replaced(faulty):
-    run = faulty({"at": "response.created", "when": "before", "turn": 1,
-                  "do": "stall_sending"})
-    _first_turn(run)
-    run.d.wait_for_line("stalled", timeout=20)
-    assert wait_until(lambda: len(run.emu.sessions) >= 2, timeout=20), run.d.output
-    _survives(run)
-
-
-def test_a_frozen_server_is_noticed_and_replaced(faulty):
-    run = faulty({"at": "response.created", "when": "before", "turn": 1,
-                  "do": "stall_reading"})
+@pytest.mark.parametrize("do", ["stall_sending", "stall_reading"], ids=["silent", "frozen"])
+def test_a_stalled_server_is_noticed_and_replaced(faulty, do):
+    """Silent: it reads but says nothing while a reply is due. Frozen: it stops reading."""
+    run = faulty({"at": "response.created", "when": "before", "turn": 1, "do": do})
     _first_turn(run)
     run.d.wait_for_line("stalled", timeout=20)
     assert wait_until(lambda: len(run.emu.sessions) >= 2, timeout=20), run.d.output
