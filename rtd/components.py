@@ -33,12 +33,14 @@ from rtd.messages import (
     Interrupt,
     Mute,
     RequestResponse,
+    Sleep,
     State,
     StateEvent,
     TextChunk,
     TextEvent,
     ToolCallEvent,
     UserText,
+    Wake,
 )
 
 logger = logging.getLogger(__name__)
@@ -132,6 +134,14 @@ class SenderContext:
     def mute(self, muted: bool = True) -> bool:
         """Stop (True) or resume (False) streaming the microphone."""
         return self._send(Mute(bool(muted)))
+
+    def wake(self) -> bool:
+        """Open the conversation (``[session] start = "on_demand"``): a button, a wake word."""
+        return self._send(Wake(self.name))
+
+    def sleep(self) -> bool:
+        """Close the conversation now (on demand: until the next wake)."""
+        return self._send(Sleep(self.name))
 
     def wait(self, timeout: float | None = None) -> bool:
         """Sleep until stopping or ``timeout`` seconds; True when stopping."""

@@ -249,6 +249,44 @@ class Conversation:
         self._set_state("error", reason)
         return self._finish()
 
+    def closed(self, why: str) -> list[Command]:
+        """rtd closed the connection on purpose (a sleep, the idle cut-off, the daily budget):
+        no reconnect follows, so this is no error; what was in flight is gone."""
+        self._out = []
+        was = self._connected
+        self._connected = False
+        self._drop_in_flight()
+        self._pending.clear()
+        if was:
+            logger.info("closed the connection: %s", why)
+        self._publish(ConnectionState(False, why, expected=True))
+        self._state = "idle"
+        self._publish(StateEvent("idle", why))  # even from idle: it marks the close
+        return self._finish()
+
+    def awake(self, detail: str) -> list[Command]:
+        """An on-demand conversation opened: marked by a state event receivers can show."""
+        self._out = []
+        self._state = "listening"
+        self._publish(StateEvent("listening", detail))
+        return self._finish()
+
+    def forget_history(self) -> None:
+        """Start a new conversation: the items (and so the next replay) are forgotten; call
+        ids and event ids stay remembered, so late answers are still recognised."""
+        self._items.clear()
+        self._order.clear()
+        self._by_call.clear()
+        self._unconfirmed.clear()
+        self._audio.clear()
+        self._audio_bytes.clear()
+        self.playing = None
+
+    @property
+    def has_pending_input(self) -> bool:
+        """Sender input is held for the next connection."""
+        return bool(self._pending)
+
     def stop(self) -> list[Command]:
         """rtd is stopping: running tool calls are answered as cancelled (when connected), and
         nothing more is asked of the model."""

@@ -16,7 +16,7 @@ from rtd.actors.audio_input import AudioInputActor
 from rtd.actors.audio_output import AudioOutputActor
 from rtd.actors.receiver import ReceiverActor
 from rtd.actors.sender import SenderActor
-from rtd.actors.session import SessionActor, TransportSettings
+from rtd.actors.session import SessionActor, SessionPolicy, TransportSettings
 from rtd.actors.tools import ToolsActor
 from rtd.audio import AudioInput, AudioOutput, open_input, open_output
 from rtd.components import Receiver, Sender
@@ -99,10 +99,11 @@ class Daemon:
             connect_timeout=p.connect_timeout, ping_interval=p.ping_interval,
             pong_timeout=p.pong_timeout, send_timeout=p.send_timeout,
             response_timeout=p.response_timeout, audio_backlog_ms=config.audio_input.backlog_ms)
+        policy = self._policy(config)
         # the server refuses a new voice once the conversation has audio: a new voice needs a
         # new conversation, so it restarts the session like a new server does
-        add(Child("session", self._start_session(target, transport), SessionActor.receives),
-            (target, transport, config.session.voice))
+        add(Child("session", self._start_session(target, transport, policy),
+                  SessionActor.receives), (target, transport, policy, config.session.voice))
         for name, c in config.enabled("senders").items():
             cls = c.component or self.registry.senders[name]
             add(Child(f"senders.{name}", self._component(SenderActor, cls, c.settings),
@@ -139,12 +140,17 @@ class Daemon:
             return AudioOutputActor.start(bus, crash, self.output)
         return start
 
-    def _start_session(self, target: Endpoint, transport: TransportSettings
-                       ) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+    @staticmethod
+    def _policy(config: Config) -> SessionPolicy:
+        s = config.session
+        return SessionPolicy(start=s.start, idle_close_s=s.idle_close_s)
+
+    def _start_session(self, target: Endpoint, transport: TransportSettings,
+                       policy: SessionPolicy) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
         def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
             # the current settings: a session restarted after a reload starts with the new ones
             return SessionActor.start(bus, crash, target, self.session_update,
-                                      transport=transport)
+                                      transport=transport, policy=policy)
         return start
 
     def _start_input(self, a: AudioInputConfig) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:

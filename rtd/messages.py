@@ -54,6 +54,9 @@ class ConnectionState:
     connected: bool
     detail: str
     """Human-readable: the URL (never credentials) or why it closed."""
+    expected: bool = False
+    """The close was asked for (rtd sleep, the idle cut-off, the daily budget): no reconnect
+    follows, so the state is idle, not reconnecting."""
 
 
 @dataclass(frozen=True)
@@ -274,6 +277,32 @@ class Mute:
     """Stop (or resume) sending the microphone to the server."""
 
     muted: bool
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Open an on-demand conversation (``rtd wake``, a button, a wake word, a sender's text)."""
+
+    source: str
+    """Who asked: "control", "text", or a sender's name."""
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Close an on-demand conversation now: a close frame, no reconnect."""
+
+    source: str
+    """Who asked: "control", "idle", or a sender's name."""
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """An actor's contribution to ``rtd status``: the latest per source is kept."""
+
+    source: str
+    """The reporting actor ("session", ...)."""
+    fields: dict
+    """JSON-able values by key (counters, seconds, booleans)."""
 
 
 @dataclass(frozen=True)
