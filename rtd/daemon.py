@@ -159,7 +159,11 @@ class Daemon:
     @staticmethod
     def _policy(config: Config) -> SessionPolicy:
         s = config.session
-        return SessionPolicy(start=s.start, idle_close_s=s.idle_close_s)
+        return SessionPolicy(start=s.start, idle_close_s=s.idle_close_s,
+                             recycle_before_s=s.recycle_before_s,
+                             replay_max_chars=s.replay_max_chars,
+                             default_session_s=1800.0 if config.provider.name == "azure"
+                             else 3600.0)
 
     def _start_session(self, target: Endpoint, transport: TransportSettings,
                        policy: SessionPolicy) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:

@@ -74,6 +74,12 @@ class SessionPolicy:
     a `Sleep` (or the idle cut-off)."""
     idle_close_s: float = 30.0
     """on_demand: seconds in which neither side spoke before the conversation closes."""
+    recycle_before_s: float = 120.0
+    """Seconds before the session's ``expires_at`` at which it moves to a new connection."""
+    replay_max_chars: int = 20000
+    """Characters of earlier conversation replayed into a new connection; 0: none."""
+    default_session_s: float = 3600.0
+    """A session's length when ``session.created`` gives no ``expires_at`` (Azure: 1800)."""
 
 
 TICK = 0.25
@@ -83,9 +89,32 @@ BYTES_PER_SECOND = 48000
 """pcm24 bytes per second of assistant audio: how long what was received takes to play."""
 
 
+SWITCH_WAIT = 8.0
+"""Seconds a standby connection waits for a pause before the switch happens anyway: the old
+connection closes within 10 s of the new one opening."""
+LAST_MOMENT = 15.0
+"""Seconds before ``expires_at`` (at most half of ``recycle_before_s``) past which a recycle
+no longer waits for a pause."""
+STANDBY_RETRY = 5.0
+"""Seconds after a standby connection failed before the next try."""
+REMEMBERED_ITEMS = 512
+"""Assistant items whose received and heard audio is remembered (for the replay)."""
+
+
 @dataclass(frozen=True)
 class _Tick:
     pass
+
+
+@dataclass(frozen=True)
+class _Standby:
+    generation: int
+    url: str
+
+
+@dataclass(frozen=True)
+class _StandbyFailed:
+    ending: Ending
 
 
 @dataclass(frozen=True)
@@ -132,6 +161,22 @@ class SessionActor(RtdActor):
         #                                has played (it arrives faster than real time)
         self._user_speaking = False
         self._epoch = 0                # transports started: see _start_transport
+        self._woken = False            # on demand: the open is still to be marked
+        # the session's clock (unix seconds) and the recycle in progress
+        self._expires_at: float | None = None
+        self._session_began: float | None = None
+        self._standby_gen = 0          # a standby connection is open, waiting to take over
+        self._standby_since = 0.0      # monotonic
+        self._standby_expires: float | None = None
+        self._standby_asked = False    # standby() called, no answer yet
+        self._standby_retry = 0.0      # monotonic: not before
+        self._received_ms: dict[str, float] = {}   # assistant item -> audio received
+        self._heard: dict[str, float] = {}         # assistant item -> share heard (truncated)
+        self.reconnects = 0
+        """Connections after the first of a conversation, recycles not counted."""
+        self.recycles = 0
+        """Switches to a new connection before the session's time limit."""
+        self._connections = 0          # of the open conversation
         self._ticks = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -152,6 +197,8 @@ class SessionActor(RtdActor):
 
     def _open_conversation(self) -> None:
         self.open = True
+        self._woken = self.on_demand
+        self._connections = 0
         self._spoke()
         self._start_transport()
 
@@ -172,6 +219,8 @@ class SessionActor(RtdActor):
             on_connected=lambda n, url: tell(_Connected(n, url)),
             on_disconnected=lambda n, ending: tell(_Disconnected(n, ending)),
             on_attempt_failed=lambda ending: tell(_Disconnected(0, ending)),
+            on_standby=lambda n, url: tell(_Standby(n, url)),
+            on_standby_failed=lambda ending: tell(_StandbyFailed(ending)), hold_audio=True,
             connect_timeout=s.connect_timeout, backoff=s.backoff,
             ping_interval=s.ping_interval, pong_timeout=s.pong_timeout,
             send_timeout=s.send_timeout, response_timeout=s.response_timeout,
@@ -209,8 +258,11 @@ class SessionActor(RtdActor):
                 self.transport.send_audio(message.pcm)
         elif isinstance(message, _Event):
             if message.generation == self.generation:
-                self._heard(message.event)
+                self._saw(message.event)
                 self._apply(self.conversation.server_event(message.event))
+            elif (self._standby_gen and message.generation == self._standby_gen
+                  and message.event.get("type") == "session.created"):
+                self._standby_expires = _expires_at(message.event)
         elif isinstance(message, _Tick):
             self._tick()
         elif isinstance(message, ToolCallEvent):
@@ -230,13 +282,13 @@ class SessionActor(RtdActor):
         elif isinstance(message, Sleep):
             self._sleep(f"asked to sleep ({message.source})")
         elif isinstance(message, _Connected):
-            self.generation = message.generation
-            first = not self._announced
-            self._announced = True
-            self._apply(self.conversation.connected(message.url))
-            if self.on_demand and first:
-                self._spoke()  # the idle cut-off counts from the connection
-                self._apply(self.conversation.awake("the conversation is open"))
+            self._connected(message)
+        elif isinstance(message, _Standby):
+            self._standby(message)
+        elif isinstance(message, _StandbyFailed):
+            self._standby_asked = False
+            self._standby_gen = 0
+            self._standby_retry = time.monotonic() + STANDBY_RETRY
         elif isinstance(message, _Disconnected):
             self._disconnected(message)
         elif isinstance(message, UpdateSession):
@@ -271,14 +323,17 @@ class SessionActor(RtdActor):
         self.generation = 0
         self._user_speaking = False
         self._announced = False
+        self._expires_at = self._session_began = None
+        self._standby_gen = 0
+        self._standby_asked = False
         self._apply(self.conversation.closed(why))
 
     def _spoke(self) -> None:
         self._last_spoken = time.monotonic()
 
-    def _heard(self, event: Mapping[str, Any]) -> None:
-        """What the idle cut-off needs from a server event (before the conversation's checks:
-        a malformed event still shows the server is talking)."""
+    def _saw(self, event: Mapping[str, Any]) -> None:
+        """What the idle cut-off and the replay need from a server event (before the
+        conversation's checks: a malformed event still shows the server is talking)."""
         kind = event.get("type")
         if kind == "response.output_audio.delta":
             now = time.monotonic()
@@ -286,6 +341,19 @@ class SessionActor(RtdActor):
             size = len(delta) * 3 // 4 if isinstance(delta, str) else 0
             self._playing_until = max(self._playing_until, now) + size / BYTES_PER_SECOND
             self._last_spoken = now
+            item_id = event.get("item_id")
+            if isinstance(item_id, str):
+                _remember(self._received_ms, item_id,
+                          self._received_ms.get(item_id, 0.0) + size / 48)
+        elif kind == "conversation.item.truncated":
+            item_id, end = event.get("item_id"), event.get("audio_end_ms")
+            got = self._received_ms.get(item_id) if isinstance(item_id, str) else None
+            if got and isinstance(end, (int, float)) and not isinstance(end, bool):
+                _remember(self._heard, item_id, max(0.0, min(1.0, end / got)))
+        elif kind == "session.created":
+            expires = _expires_at(event)
+            if expires is not None:
+                self._expires_at = expires
         elif kind == "input_audio_buffer.speech_started":
             self._user_speaking = True
             self._spoke()
@@ -307,11 +375,101 @@ class SessionActor(RtdActor):
         now = time.monotonic()
         if self.on_demand and self.open and self._idle_for(now) >= self.policy.idle_close_s:
             self._sleep(f"nobody spoke for {self.policy.idle_close_s:g} s")
+            return
+        self._recycle(now)
+
+    # -- connections and recycling ------------------------------------------------------
+
+    def _connected(self, message: _Connected) -> None:
+        """A connection is the current one (a new one, or a standby that took over when the
+        old one ended): the replay goes first, then the held microphone audio."""
+        self.generation = message.generation
+        self._announced = True
+        self._connections += 1
+        if self._connections > 1:
+            self.reconnects += 1
+        began = time.time()
+        expires = self._standby_expires if message.generation == self._standby_gen else None
+        self._begin_session(began, expires)
+        replay = self._replay()
+        if self.transport is not None:
+            self.transport.release(message.generation, replay)
+        if replay:
+            logger.info("replayed %d item(s) of the conversation into connection %d",
+                        len(replay), message.generation)
+        self._apply(self.conversation.connected(message.url))
+        if self._woken:
+            self._woken = False
+            self._spoke()  # the idle cut-off counts from the connection
+            self._apply(self.conversation.awake("the conversation is open"))
+
+    def _begin_session(self, began: float, expires: float | None) -> None:
+        self._session_began = began
+        self._expires_at = expires if expires is not None else (
+            began + self.policy.default_session_s)
+        self._standby_gen = 0
+        self._standby_asked = False
+        self._standby_expires = None
+
+    def _replay(self) -> list[dict[str, Any]]:
+        return self.conversation.replay(self.policy.replay_max_chars, self._heard)
+
+    def _safe(self, now: float) -> bool:
+        """Between responses: nothing in flight, nobody speaking, nothing left to play."""
+        turn = self.conversation.turn
+        return (turn.idle and not self._user_speaking and now >= self._playing_until
+                and not self.conversation.has_pending_input)
+
+    def _last_moment(self) -> float:
+        return min(LAST_MOMENT, self.policy.recycle_before_s / 2)
+
+    def _recycle(self, now: float) -> None:
+        """Open a standby connection when the session nears its end, at a pause (or at the
+        last moment); switch to it at a pause, or when it waited long enough."""
+        transport = self.transport
+        if transport is None or not self.generation or self._expires_at is None:
+            return
+        left = self._expires_at - time.time()
+        if self._standby_gen:
+            if (self._safe(now) or now - self._standby_since >= SWITCH_WAIT
+                    or left < self._last_moment() / 2):
+                self._switch()
+            return
+        if self._standby_asked or now < self._standby_retry:
+            return
+        if left < self.policy.recycle_before_s and (
+                self._safe(now) or left < self._last_moment()):
+            logger.info("the session ends in %.0f s: opening its successor", max(0.0, left))
+            self._standby_asked = transport.standby()
+
+    def _standby(self, message: _Standby) -> None:
+        self._standby_asked = False
+        self._standby_gen = message.generation
+        self._standby_since = time.monotonic()
+        if self._safe(self._standby_since):
+            self._switch()
+
+    def _switch(self) -> None:
+        transport, generation = self.transport, self._standby_gen
+        if transport is None or not generation:
+            return
+        replay = self._replay()
+        if not transport.switch(generation, replay):
+            return  # it took over by itself, or failed: its own report follows
+        expires = self._standby_expires
+        self.generation = generation
+        self.recycles += 1
+        self._begin_session(time.time(), expires)
+        logger.info("recycled the session onto connection %d: %d item(s) replayed",
+                    generation, len(replay))
+        self._apply(self.conversation.connected(self.target.safe_url))
 
     def _disconnected(self, message: _Disconnected) -> None:
         ending = message.ending
         if message.generation and message.generation == self.generation:
             self.generation = 0
+            self._expires_at = self._session_began = None
+            self._user_speaking = False
             self._apply(self.conversation.disconnected(ending.reason))
         elif not self._announced:
             # the first attempt failed: say so once, so readiness reports "retrying"
@@ -339,3 +497,19 @@ class SessionActor(RtdActor):
             turn = self.conversation.turn
             transport.response_due(self.generation, turn.response_active or
                                    turn.response_requested)
+
+
+def _expires_at(event: Mapping[str, Any]) -> float | None:
+    """``session.expires_at`` of a ``session.created`` (unix seconds), read from the raw JSON:
+    the openai package's type omits it. None when absent or not a number."""
+    session = event.get("session")
+    value = session.get("expires_at") if isinstance(session, Mapping) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None
+
+
+def _remember(table: dict[str, float], key: str, value: float) -> None:
+    table[key] = value
+    if len(table) > REMEMBERED_ITEMS:
+        del table[next(iter(table))]
