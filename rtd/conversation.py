@@ -266,12 +266,9 @@ class Conversation:
         """rtd closed the connection on purpose (a sleep, the idle cut-off, the daily budget):
         no reconnect follows, so this is no error; what was in flight is gone."""
         self._out = []
-        was = self._connected
         self._connected = False
         self._drop_in_flight()
         self._pending.clear()
-        if was:
-            logger.info("closed the connection: %s", why)
         self._publish(ConnectionState(False, why, expected=True))
         self._state = "idle"
         self._publish(StateEvent("idle", why))  # even from idle: it marks the close

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ import pykka
 
 from rtd.actors.audio_input import AudioInputActor
 from rtd.actors.audio_output import AudioOutputActor
+from rtd.actors.budget import state_directory
 from rtd.actors.control import ControlActor
 from rtd.actors.receiver import ReceiverActor
 from rtd.actors.sender import SenderActor
@@ -163,7 +165,8 @@ class Daemon:
                              recycle_before_s=s.recycle_before_s,
                              replay_max_chars=s.replay_max_chars,
                              default_session_s=1800.0 if config.provider.name == "azure"
-                             else 3600.0)
+                             else 3600.0, max_minutes_per_day=s.max_minutes_per_day,
+                             state_dir=state_directory(s.state_dir, os.environ))
 
     def _start_session(self, target: Endpoint, transport: TransportSettings,
                        policy: SessionPolicy) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:

@@ -24,10 +24,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pykka
 
+from rtd.actors.budget import DailyBudget
 from rtd.conversation import Conversation, Publish, Send
 from rtd.messages import (
     Commit,
@@ -80,6 +82,10 @@ class SessionPolicy:
     """Characters of earlier conversation replayed into a new connection; 0: none."""
     default_session_s: float = 3600.0
     """A session's length when ``session.created`` gives no ``expires_at`` (Azure: 1800)."""
+    max_minutes_per_day: float = 0.0
+    """Connected minutes per local day; past them no connection until midnight. 0: none."""
+    state_dir: Path | None = None
+    """Where the minutes used today are kept (see `rtd.actors.budget`)."""
 
 
 TICK = 0.25
@@ -177,6 +183,9 @@ class SessionActor(RtdActor):
         self.recycles = 0
         """Switches to a new connection before the session's time limit."""
         self._connections = 0          # of the open conversation
+        self.budget = DailyBudget(0, None)
+        self._counting_since = 0.0     # monotonic: connected time counted up to here
+        self._over_budget = False      # no connection until local midnight
         self._ticks = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -185,9 +194,13 @@ class SessionActor(RtdActor):
         return self.policy.start == "on_demand"
 
     def setup(self) -> None:
+        self.budget = DailyBudget(self.policy.max_minutes_per_day, self.policy.state_dir)
         self._ticker = threading.Thread(target=self._tick_loop, name="rtd-session-tick",
                                         daemon=True)
         self._ticker.start()
+        if self.budget.exhausted:  # a restart does not hand out a fresh day
+            self._budget_used_up()
+            return
         if self.on_demand:
             logger.info("on demand: not connecting until a wake (rtd wake, a sender, or text)")
             self.bus.publish(ConnectionState(False, "on demand: waiting for a wake",
@@ -229,6 +242,8 @@ class SessionActor(RtdActor):
 
     def release(self) -> None:
         self._ticks.set()
+        self._count(time.monotonic())
+        self.budget.save()
         if self.transport is None:
             return
         # running tool calls are answered as cancelled while the connection still takes it
@@ -270,6 +285,9 @@ class SessionActor(RtdActor):
         elif isinstance(message, UserText):
             if not self.open:
                 self._wake("text")
+            if not self.open:
+                logger.info("typed text not sent: %s", self._budget_detail())
+                return
             self._spoke()
             self._apply(self.conversation.sender_input(message))
         elif isinstance(message, (Commit, RequestResponse, Interrupt)):
@@ -305,16 +323,23 @@ class SessionActor(RtdActor):
         if self.open:
             self._spoke()
             return
+        if self._over_budget:
+            logger.info("not woken (%s): %s", source, self._budget_detail())
+            self.bus.publish(ConnectionState(False, self._budget_detail(), expected=True))
+            return
         logger.info("woken (%s): opening the conversation", source)
         self.conversation.forget_history()  # each wake is a new conversation
         self._open_conversation()
 
-    def _sleep(self, why: str) -> None:
+    def _sleep(self, why: str, *, log: bool = True) -> None:
         """Close the conversation: a close frame, no reconnect until the next wake."""
         if not self.open:
             return
         self.open = False
-        logger.info("closing the conversation: %s", why)
+        if log:
+            logger.info("closing the conversation: %s", why)
+        self._count(time.monotonic())
+        self.budget.save()
         transport, self.transport = self.transport, None
         self._epoch += 1
         self._apply(self.conversation.stop())
@@ -373,10 +398,53 @@ class SessionActor(RtdActor):
 
     def _tick(self) -> None:
         now = time.monotonic()
+        self._count(now)
+        if self._over_budget:
+            if not self.budget.exhausted:
+                self._new_day()
+            return
+        if self.budget.exhausted:
+            self._budget_used_up()
+            return
         if self.on_demand and self.open and self._idle_for(now) >= self.policy.idle_close_s:
             self._sleep(f"nobody spoke for {self.policy.idle_close_s:g} s")
             return
         self._recycle(now)
+
+    # -- the daily budget -----------------------------------------------------------------
+
+    def _count(self, now: float) -> None:
+        """Add the connected time since the last count to today's minutes."""
+        if self.generation and self._counting_since:
+            self.budget.add(now - self._counting_since)
+        self._counting_since = now if self.generation else 0.0
+
+    def _budget_detail(self) -> str:
+        hours = self.budget.until_midnight() / 3600
+        return (f"the daily limit of {self.budget.limit_minutes:g} connected minutes "
+                f"(session.max_minutes_per_day) is used up; offline until local midnight, "
+                f"in {hours:.1f} h")
+
+    def _budget_used_up(self) -> None:
+        """Close (or do not open) the conversation until midnight: one log line."""
+        self._over_budget = True
+        detail = self._budget_detail()
+        logger.warning("%s", detail)
+        if self.open:
+            self._sleep(detail, log=False)
+        else:
+            self.bus.publish(ConnectionState(False, detail, expected=True))
+
+    def _new_day(self) -> None:
+        self._over_budget = False
+        if self.on_demand:
+            logger.info("a new day: the daily minutes are back; waiting for a wake")
+            self.bus.publish(ConnectionState(False, "on demand: waiting for a wake",
+                                             expected=True))
+        else:
+            logger.info("a new day: the daily minutes are back; connecting")
+            self.conversation.forget_history()
+            self._open_conversation()
 
     # -- connections and recycling ------------------------------------------------------
 
@@ -384,6 +452,7 @@ class SessionActor(RtdActor):
         """A connection is the current one (a new one, or a standby that took over when the
         old one ended): the replay goes first, then the held microphone audio."""
         self.generation = message.generation
+        self._counting_since = time.monotonic()
         self._announced = True
         self._connections += 1
         if self._connections > 1:
@@ -467,6 +536,8 @@ class SessionActor(RtdActor):
     def _disconnected(self, message: _Disconnected) -> None:
         ending = message.ending
         if message.generation and message.generation == self.generation:
+            self._count(time.monotonic())
+            self.budget.save()
             self.generation = 0
             self._expires_at = self._session_began = None
             self._user_speaking = False
