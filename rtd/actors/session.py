@@ -40,6 +40,8 @@ from rtd.messages import (
     Interrupt,
     RequestResponse,
     Sleep,
+    StatusReport,
+    ToolCall,
     ToolCallEvent,
     UpdateSession,
     UserText,
@@ -103,6 +105,8 @@ LAST_MOMENT = 15.0
 no longer waits for a pause."""
 STANDBY_RETRY = 5.0
 """Seconds after a standby connection failed before the next try."""
+REPORT_EVERY = 1.0
+"""Seconds at least between two `StatusReport`s (the clock fields change all the time)."""
 REMEMBERED_ITEMS = 512
 """Assistant items whose received and heard audio is remembered (for the replay)."""
 
@@ -186,6 +190,17 @@ class SessionActor(RtdActor):
         self.budget = DailyBudget(0, None)
         self._counting_since = 0.0     # monotonic: connected time counted up to here
         self._over_budget = False      # no connection until local midnight
+        # counters since start, for rtd status
+        self.turns = 0
+        """User turns: spoken turns the server committed, and typed messages."""
+        self.interruptions = 0
+        """The user spoke (or a sender interrupted) while the assistant was answering."""
+        self.tool_calls = 0
+        """Tool calls handed to the tools."""
+        self._dropped_before = 0       # ms of microphone audio dropped by earlier transports
+        self._reported: dict[str, Any] | None = None
+        self._reported_at = 0.0        # monotonic
+        self._offline = "not connected yet"
         self._ticks = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -202,6 +217,7 @@ class SessionActor(RtdActor):
             self._budget_used_up()
             return
         if self.on_demand:
+            self._offline = "on demand: waiting for a wake"
             logger.info("on demand: not connecting until a wake (rtd wake, a sender, or text)")
             self.bus.publish(ConnectionState(False, "on demand: waiting for a wake",
                                              expected=True))
@@ -289,8 +305,11 @@ class SessionActor(RtdActor):
                 logger.info("typed text not sent: %s", self._budget_detail())
                 return
             self._spoke()
+            self.turns += 1
             self._apply(self.conversation.sender_input(message))
         elif isinstance(message, (Commit, RequestResponse, Interrupt)):
+            if isinstance(message, Interrupt) and self._answering(time.monotonic()):
+                self.interruptions += 1
             if self.open:
                 self._apply(self.conversation.sender_input(message))
             else:
@@ -351,7 +370,11 @@ class SessionActor(RtdActor):
         self._expires_at = self._session_began = None
         self._standby_gen = 0
         self._standby_asked = False
+        if transport is not None:
+            self._dropped_before += transport.dropped_audio_ms
+        self._offline = why
         self._apply(self.conversation.closed(why))
+        self._report(time.monotonic(), now=True)
 
     def _spoke(self) -> None:
         self._last_spoken = time.monotonic()
@@ -380,13 +403,21 @@ class SessionActor(RtdActor):
             if expires is not None:
                 self._expires_at = expires
         elif kind == "input_audio_buffer.speech_started":
+            if self._answering(time.monotonic()):
+                self.interruptions += 1
             self._user_speaking = True
             self._spoke()
         elif kind in ("input_audio_buffer.speech_stopped", "input_audio_buffer.committed"):
+            if kind == "input_audio_buffer.committed":
+                self.turns += 1
             self._user_speaking = False
             self._spoke()
         elif kind in ("response.output_text.delta", "response.created"):
             self._spoke()
+
+    def _answering(self, now: float) -> bool:
+        """The assistant is answering: a response in progress, or its audio still playing."""
+        return self.conversation.turn.response_active or now < self._playing_until
 
     def _idle_for(self, now: float) -> float:
         """Seconds in which neither side spoke and nothing was in flight; 0 while busy."""
@@ -399,6 +430,7 @@ class SessionActor(RtdActor):
     def _tick(self) -> None:
         now = time.monotonic()
         self._count(now)
+        self._report(now)
         if self._over_budget:
             if not self.budget.exhausted:
                 self._new_day()
@@ -410,6 +442,44 @@ class SessionActor(RtdActor):
             self._sleep(f"nobody spoke for {self.policy.idle_close_s:g} s")
             return
         self._recycle(now)
+
+    # -- rtd status -----------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """The session's part of `rtd status`: JSON-able values; times in seconds."""
+        now = time.time()
+        connected = bool(self.generation)
+        left = self.budget.seconds_left()
+        transport = self.transport
+        return {
+            "connected": connected,
+            "session_age_s": round(now - self._session_began)
+            if connected and self._session_began else None,
+            "expires_in_s": max(0, round(self._expires_at - now))
+            if connected and self._expires_at else None,
+            "minutes_today": round(self.budget.minutes_today, 2),
+            "minutes_left_today": None if left is None else round(left / 60, 2),
+            "turns": self.turns,
+            "interruptions": self.interruptions,
+            "tool_calls": self.tool_calls,
+            "reconnects": self.reconnects,
+            "recycles": self.recycles,
+            "dropped_audio_ms": self._dropped_before + (
+                transport.dropped_audio_ms if transport is not None else 0),
+            "start": self.policy.start,
+            "offline": None if connected else (self._offline or "connecting"),
+        }
+
+    def _report(self, mono: float, *, now: bool = False) -> None:
+        """Publish the status when it changed: at once for a connection's change, else at
+        most every `REPORT_EVERY` seconds."""
+        if not now and mono - self._reported_at < REPORT_EVERY:
+            return
+        fields = self.status()
+        if fields == self._reported:
+            return
+        self._reported, self._reported_at = fields, mono
+        self.bus.publish(StatusReport("session", fields))
 
     # -- the daily budget -----------------------------------------------------------------
 
@@ -429,6 +499,7 @@ class SessionActor(RtdActor):
         """Close (or do not open) the conversation until midnight: one log line."""
         self._over_budget = True
         detail = self._budget_detail()
+        self._offline = detail
         logger.warning("%s", detail)
         if self.open:
             self._sleep(detail, log=False)
@@ -437,6 +508,7 @@ class SessionActor(RtdActor):
 
     def _new_day(self) -> None:
         self._over_budget = False
+        self._offline = "on demand: waiting for a wake" if self.on_demand else ""
         if self.on_demand:
             logger.info("a new day: the daily minutes are back; waiting for a wake")
             self.bus.publish(ConnectionState(False, "on demand: waiting for a wake",
@@ -471,6 +543,8 @@ class SessionActor(RtdActor):
             self._woken = False
             self._spoke()  # the idle cut-off counts from the connection
             self._apply(self.conversation.awake("the conversation is open"))
+        self._offline = ""
+        self._report(time.monotonic(), now=True)
 
     def _begin_session(self, began: float, expires: float | None) -> None:
         self._session_began = began
@@ -532,6 +606,7 @@ class SessionActor(RtdActor):
         logger.info("recycled the session onto connection %d: %d item(s) replayed",
                     generation, len(replay))
         self._apply(self.conversation.connected(self.target.safe_url))
+        self._report(time.monotonic(), now=True)
 
     def _disconnected(self, message: _Disconnected) -> None:
         ending = message.ending
@@ -541,7 +616,9 @@ class SessionActor(RtdActor):
             self.generation = 0
             self._expires_at = self._session_began = None
             self._user_speaking = False
+            self._offline = f"reconnecting: {ending.reason}"
             self._apply(self.conversation.disconnected(ending.reason))
+            self._report(time.monotonic(), now=True)
         elif not self._announced:
             # the first attempt failed: say so once, so readiness reports "retrying"
             self._announced = True
@@ -559,6 +636,8 @@ class SessionActor(RtdActor):
                 continue
             message = command.message
             self.bus.publish(message)
+            if isinstance(message, ToolCall):
+                self.tool_calls += 1
             if isinstance(message, ErrorEvent) and message.source == "server":
                 ending = classify(error_code=message.code)
                 if ending.fatal:  # e.g. beta_api_shape_disabled: retrying cannot help

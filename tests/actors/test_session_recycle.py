@@ -24,6 +24,7 @@ from rtd.messages import (
     ConnectionState,
     Fatal,
     InputAudio,
+    StatusReport,
     ToolCall,
     ToolCallEvent,
     TurnState,
@@ -163,6 +164,12 @@ def test_several_recycles_in_a_row_replay_everything_and_keep_the_microphone_who
             assert kinds[1:1 + len(expected)] == ["conversation.item.create"] * len(expected)
         assert s.session_recycles() >= 3
         assert s.of(Fatal) == []
+        assert wait_until(lambda: s.of(StatusReport)
+                          and s.of(StatusReport)[-1].fields["recycles"] >= 3, timeout=5)
+        report = s.of(StatusReport)[-1]
+        assert report.source == "session"
+        assert report.fields["tool_calls"] == 1 and report.fields["turns"] == 1
+        assert report.fields["reconnects"] == 0 and report.fields["dropped_audio_ms"] == 0
 
         # the conversation goes on in the newest session, with its history
         s.ref.tell(UserText("Thanks"))
