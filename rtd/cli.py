@@ -92,6 +92,7 @@ def cmd_check(args: argparse.Namespace) -> int:
           f"{'from ' + config.api_key.origin if config.api_key else 'none'}")
     for kind in ("tools", "senders", "receivers"):
         print(f"{kind}: {', '.join(config.enabled(kind)) or 'none'}")
+    _check_session(config)
     problems.extend(config.component_problems)
     problems.extend(checked)
     for warning in cfg.exposed_secrets(config):
@@ -100,6 +101,26 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _fail("\n".join(problems), EX_CONFIG)
     print("config OK")
     return EX_OK
+
+
+def _check_session(config: cfg.Config) -> None:
+    """When rtd connects, and where a daily budget is kept (a warning if rtd could not write
+    there: the budget then holds only until a restart)."""
+    from rtd.actors.budget import FILE_NAME, state_directory
+
+    s = config.session
+    line = f"session: start {s.start}"
+    if s.max_minutes_per_day:
+        where = state_directory(s.state_dir, os.environ)
+        line += f", at most {s.max_minutes_per_day:g} connected minutes a day ({where / FILE_NAME})"
+        existing = next((d for d in (where, *where.parents) if d.exists()), None)
+        if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+            print(line)
+            print(f"warning: session.state_dir: {where} cannot be written by this user; the "
+                  "minutes used today would not survive a restart (under systemd, "
+                  "StateDirectory=rtd provides /var/lib/rtd)")
+            return
+    print(line)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -79,3 +79,23 @@ def test_status_counts_the_turns_and_tool_calls_of_a_conversation(run_rtd, demo_
     assert 3500 < got["expires_in_s"] <= 3600  # the emulator's hour, from session.created
     assert got["minutes_today"] > 0 and got["minutes_left_today"] is None
     assert d.stop() == 0
+
+
+def test_check_says_when_rtd_connects_and_where_the_budget_is_kept(run_rtd, tmp_path):
+    state = tmp_path / "state"
+    conf = write_config(tmp_path / "rtd.toml", "ws://127.0.0.1:9/v1/realtime",
+                        input_wav=DEMO_QUESTION_WAV, output_wav=tmp_path / "out.wav",
+                        extra=f'[session]\nstart = "on_demand"\nmax_minutes_per_day = 30\n'
+                              f'state_dir = "{state}"\n')
+    c = run_rtd("check", "--config", str(conf))
+    assert c.wait() == 0, c.output
+    assert (f"session: start on_demand, at most 30 connected minutes a day "
+            f"({state / 'usage.json'})") in c.lines
+    assert not state.exists()  # a check looks, it does not touch
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    conf.write_text(conf.read_text().replace(str(state), str(blocker / "state")))
+    c = run_rtd("check", "--config", str(conf))
+    assert c.wait() == 0, c.output
+    assert any(line.startswith("warning: session.state_dir: ") for line in c.lines), c.output
