@@ -33,6 +33,9 @@ Behaviour worth knowing
   emulator, not the connection: after a reconnect the next user turn is the next scripted turn.
 - A user turn is an input audio buffer committed (by the VAD or `input_audio_buffer.commit`), or
   a user message item created with `conversation.item.create` and followed by `response.create`.
+  A `function_call_output` item is answered (its turn's `then`) by the next response only while
+  no message item follows it: a message after it (a client replaying the conversation into a
+  new session, the user's next words) makes it history.
   A `response.create` with no new user input, or with `"conversation": "none"`, gets the
   default reply and does not use up a turn.
 - Server VAD is energy based: 20 ms frames above -60 + 50 * threshold dBFS for 60 ms start

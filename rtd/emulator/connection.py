@@ -602,6 +602,7 @@ class Connection:
         number, turn = self.state.next_turn()
         self.pending_turn = (number, turn)
         self.pending_text = False
+        self.pending_tool = None  # the user spoke after it: the turn answers what they said
         item: dict[str, Any] = {"id": item_id, "object": "realtime.item", "type": "message",
                                 "status": "completed", "role": "user",
                                 "content": [{"type": "input_audio", "transcript": None}]}
@@ -683,8 +684,12 @@ class Connection:
                         item=copy.deepcopy(item))
         if item["type"] == "function_call_output":
             self.pending_tool = (item["call_id"], item["output"])
-        elif item["type"] == "message" and item["role"] == "user":
-            self.pending_text = True
+        elif item["type"] == "message":
+            # a newer message (a replay of the conversation, the user's next words) means the
+            # output before it was answered already, or is history the model reads
+            self.pending_tool = None
+            if item["role"] == "user":
+                self.pending_text = True
 
     async def _truncate(self, event: dict[str, Any]) -> None:
         item = self._find_item(event)

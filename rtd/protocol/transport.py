@@ -261,6 +261,7 @@ class _Link:
         self.held = False                       # no microphone audio until released
         self.current = False                    # it is (or was) the transport's connection
         self.handed_over = False                # ended because a newer connection took over
+        self.thread: threading.Thread | None = None  # the one reading it
 
 
 class Transport:
@@ -491,6 +492,7 @@ class Transport:
             link.held = False
             link.current = True
             self._link = link
+            self._thread = link.thread or self._thread  # the one stop() waits for
             if old is not None:
                 old.handed_over = True
             self._wake.notify_all()
@@ -607,6 +609,7 @@ class Transport:
                     standby, self._standby = self._standby, None
                     standby.current = True
                     self._link = standby
+                    self._thread = standby.thread or self._thread
             link = None
             if handed_over:
                 return  # the new connection's thread goes on from here
@@ -696,6 +699,7 @@ class Transport:
                 return None
             self.generation += 1
             link = _Link(ws, self.generation, self.ping_interval)
+            link.thread = threading.current_thread()
             link.control.extend((self._audio_out, text) for text in hello)
             link.hello = len(hello)
             link.held = self.hold_audio or not current
