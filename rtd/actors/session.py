@@ -310,6 +310,7 @@ class SessionActor(RtdActor):
         elif isinstance(message, (Commit, RequestResponse, Interrupt)):
             if isinstance(message, Interrupt) and self._answering(time.monotonic()):
                 self.interruptions += 1
+                self._playing_until = time.monotonic()  # the speaker is cleared
             if self.open:
                 self._apply(self.conversation.sender_input(message))
             else:
@@ -403,8 +404,11 @@ class SessionActor(RtdActor):
             if expires is not None:
                 self._expires_at = expires
         elif kind == "input_audio_buffer.speech_started":
-            if self._answering(time.monotonic()):
+            now = time.monotonic()
+            if self._answering(now):
                 self.interruptions += 1
+            # a barge-in clears the speaker (the server cancels the response itself)
+            self._playing_until = min(self._playing_until, now)
             self._user_speaking = True
             self._spoke()
         elif kind in ("input_audio_buffer.speech_stopped", "input_audio_buffer.committed"):
