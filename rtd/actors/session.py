@@ -103,6 +103,9 @@ connection closes within 10 s of the new one opening."""
 LAST_MOMENT = 15.0
 """Seconds before ``expires_at`` (at most half of ``recycle_before_s``) past which a recycle
 no longer waits for a pause."""
+CREATED_WAIT = 1.0
+"""Seconds a standby connection waits for its session.created before it may take over
+without it (a server that sends none)."""
 STANDBY_RETRY = 5.0
 """Seconds after a standby connection failed before the next try."""
 REPORT_EVERY = 1.0
@@ -178,6 +181,7 @@ class SessionActor(RtdActor):
         self._standby_gen = 0          # a standby connection is open, waiting to take over
         self._standby_since = 0.0      # monotonic
         self._standby_expires: float | None = None
+        self._standby_created = False  # its session.created came
         self._standby_asked = False    # standby() called, no answer yet
         self._standby_retry = 0.0      # monotonic: not before
         self._received_ms: dict[str, float] = {}   # assistant item -> audio received
@@ -293,7 +297,11 @@ class SessionActor(RtdActor):
                 self._apply(self.conversation.server_event(message.event))
             elif (self._standby_gen and message.generation == self._standby_gen
                   and message.event.get("type") == "session.created"):
+                # the new session is live, and says when it ends: ready to take over
                 self._standby_expires = _expires_at(message.event)
+                self._standby_created = True
+                if self._safe(time.monotonic()):
+                    self._switch()
         elif isinstance(message, _Tick):
             self._tick()
         elif isinstance(message, ToolCallEvent):
@@ -557,6 +565,7 @@ class SessionActor(RtdActor):
         self._standby_gen = 0
         self._standby_asked = False
         self._standby_expires = None
+        self._standby_created = False
 
     def _replay(self) -> list[dict[str, Any]]:
         return self.conversation.replay(self.policy.replay_max_chars, self._heard)
@@ -578,8 +587,9 @@ class SessionActor(RtdActor):
             return
         left = self._expires_at - time.time()
         if self._standby_gen:
-            if (self._safe(now) or now - self._standby_since >= SWITCH_WAIT
-                    or left < self._last_moment() / 2):
+            ready = self._standby_created or now - self._standby_since >= CREATED_WAIT
+            if ready and (self._safe(now) or now - self._standby_since >= SWITCH_WAIT
+                          or left < self._last_moment() / 2):
                 self._switch()
             return
         if self._standby_asked or now < self._standby_retry:
@@ -590,11 +600,12 @@ class SessionActor(RtdActor):
             self._standby_asked = transport.standby()
 
     def _standby(self, message: _Standby) -> None:
+        """The successor is open; it takes over once its session.created came (it says when
+        the new session ends), at a pause."""
         self._standby_asked = False
         self._standby_gen = message.generation
         self._standby_since = time.monotonic()
-        if self._safe(self._standby_since):
-            self._switch()
+        self._standby_created = False
 
     def _switch(self) -> None:
         transport, generation = self.transport, self._standby_gen
