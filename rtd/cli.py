@@ -87,7 +87,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         backend.stop()
     p = config.provider
     print(f"provider: {p.name}, model {p.model}, key "
-          f"{'from ' + config.api_key.origin if config.api_key else 'none'}")
+          f"{'from ' + config.api_key.origin if config.api_key else 'none'}"
+          f"{', server $OPENAI_BASE_URL ' + config.base_url if config.base_url else ''}")
     for kind in ("tools", "senders", "receivers"):
         print(f"{kind}: {', '.join(config.enabled(kind)) or 'none'}")
     problems.extend(config.component_problems)

@@ -26,7 +26,7 @@ import websocket
 
 from rtd.exceptions import AuthenticationError, ConnectionFailed, ProtocolError
 from rtd.protocol import events
-from rtd.protocol.providers import Endpoint, endpoint
+from rtd.protocol.providers import Endpoint, endpoint, openai_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -145,11 +145,15 @@ def connect(model: str = "gpt-realtime-2", *, api_key: str | None = None,
 
     ``websocket_connection_options`` takes ``timeout`` (seconds), ``additional_headers``
     (a mapping) and any other keyword of `websocket.create_connection` (e.g. ``sslopt``).
-    For openai and azure the key defaults to ``$OPENAI_API_KEY``.
+    For openai and azure the key defaults to ``$OPENAI_API_KEY``; for openai without ``url``
+    the server is ``$OPENAI_BASE_URL``'s (`rtd.protocol.providers.openai_endpoint`).
     """
     options = dict(websocket_connection_options or {})
     extra = dict(options.pop("additional_headers", None) or {})
     timeout = options.pop("timeout", 10.0)
+    if provider == "openai" and not url:
+        return open_endpoint(openai_endpoint(model, api_key=api_key, headers=extra),
+                             timeout=timeout, **options)
     if api_key is None and provider in ("openai", "azure"):
         api_key = os.environ.get("OPENAI_API_KEY") or None
         if api_key is None:
