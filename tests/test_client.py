@@ -1,0 +1,244 @@
+"""rtd.Client and rtd.AsyncClient: the OpenAI SDK's shape, against the real emulator on
+loopback (real sockets, the emulator's own checks of every event)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import rtd
+from rtd.emulator import Emulator
+from rtd.exceptions import AuthenticationError, ConnectionClosed
+
+pytestmark = pytest.mark.timeout(60)
+
+TEXT_SESSION = {"type": "realtime", "output_modalities": ["text"]}
+HELLO = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Hi"}]}
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    with Emulator(voice_engine="tones") as e:
+        yield e
+
+
+def base(emu: Emulator) -> str:
+    return f"http://127.0.0.1:{emu.port}/v1"
+
+
+def text_turn(conn: Any) -> tuple[str, Any]:
+    """Ask for a text reply through the resource helpers; (its text, response.done)."""
+    conn.session.update(session=TEXT_SESSION)
+    conn.conversation.item.create(item=HELLO)
+    conn.response.create()
+    text = ""
+    for event in conn:
+        if event.type == "response.output_text.delta":
+            text += event.delta
+        elif event.type == "response.done":
+            return text, event
+    raise AssertionError("the connection ended before response.done")
+
+
+def test_sync_text_turn_in_the_sdk_shape(emu: Emulator) -> None:
+    client = rtd.Client(api_key="sk-any", base_url=base(emu))
+    assert client.beta.realtime is client.realtime
+    with client.realtime.connect(model="gpt-realtime-2", websocket_connection_options={
+            "timeout": 5, "additional_headers": {"x-trace-id": "t-9"}}) as conn:
+        first = conn.recv()
+        assert first.type == "session.created"
+        assert first.session.audio.output.voice  # attributes all the way down
+        text, done = text_turn(conn)
+    assert text
+    item = done.response.output[0]  # list items read as attributes too
+    assert item.content[0].type == "output_text"
+    assert item.content[0].text == text
+    assert done.response.status_details is None  # a field the event lacks: None
+    with pytest.raises(AttributeError, match="did you mean 'status'"):
+        _ = done.response.statuss
+    assert emu.headers[0]["x-trace-id"] == "t-9"
+    assert emu.headers[0]["authorization"] == "Bearer sk-any"
+    assert emu.paths[0] == "/v1/realtime?model=gpt-realtime-2"
+    assert "sk-any" not in repr(client)
+
+
+def test_the_environment_gives_key_and_server(emu: Emulator,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", base(emu))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    with rtd.Client().beta.realtime.connect(model="gpt-realtime-2") as conn:
+        assert conn.recv().type == "session.created"
+    assert emu.headers[0]["authorization"] == "Bearer sk-env"
+
+
+def test_no_key_anywhere_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(AuthenticationError, match="OPENAI_API_KEY"):
+        rtd.Client(base_url="http://127.0.0.1:1/v1")
+
+
+def test_resource_helpers_send_the_ga_events(emu: Emulator) -> None:
+    pcm = b"\x01\x00\xff\xff" * 1200  # 100 ms
+    client = rtd.Client(api_key="k", base_url=base(emu))
+    with client.realtime.connect(model="gpt-realtime-2") as conn:
+        conn.session.update(session={"type": "realtime", "audio": {
+            "input": {"turn_detection": None}}}, event_id="ev-1")
+        conn.input_audio_buffer.append(audio=pcm)
+        conn.input_audio_buffer.append(audio=base64.b64encode(pcm).decode())
+        conn.send_audio_data(pcm)
+        conn.input_audio_buffer.clear()
+        conn.conversation.item.create(item={**HELLO, "id": "item_a"})
+        conn.conversation.item.create(item={**HELLO, "id": "item_b"}, previous_item_id="item_a")
+        conn.conversation.item.retrieve(item_id="item_b")
+        conn.conversation.item.delete(item_id="item_b")
+        conn.response.cancel()
+        emu.wait_for(lambda e: e["type"] == "response.cancel", timeout=5)
+        kinds = []
+        for event in conn:
+            kinds.append(event.type)
+            if event.type == "conversation.item.deleted":
+                break
+    got = emu.received
+    assert [e["type"] for e in got] == [
+        "session.update", "input_audio_buffer.append", "input_audio_buffer.append",
+        "input_audio_buffer.append", "input_audio_buffer.clear", "conversation.item.create",
+        "conversation.item.create", "conversation.item.retrieve", "conversation.item.delete",
+        "response.cancel"]
+    assert got[0]["event_id"] == "ev-1"
+    # the GA dialect says the audio rates explicitly even when the caller did not
+    assert got[0]["session"]["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert [e["audio_bytes"] for e in got[1:4]] == [4800, 4800, 4800]
+    assert got[6]["previous_item_id"] == "item_a"
+    assert "conversation.item.retrieved" in kinds and "input_audio_buffer.cleared" in kinds
+
+
+def test_truncate_reaches_the_server(emu: Emulator) -> None:
+    client = rtd.Client(api_key="k", base_url=base(emu))
+    with client.realtime.connect(model="gpt-realtime-2") as conn:
+        conn.conversation.item.create(item=HELLO)
+        conn.response.create()
+        item_id = None
+        for event in conn:
+            if event.type == "response.output_item.added":
+                item_id = event.item.id
+            if event.type == "response.done":
+                break
+        assert item_id is not None
+        conn.conversation.item.truncate(item_id=item_id, content_index=0, audio_end_ms=100)
+        for event in conn:
+            if event.type in ("conversation.item.truncated", "error"):
+                break
+    assert event.type == "conversation.item.truncated" and event.audio_end_ms == 100
+
+
+def test_close_inside_the_block_then_leaving_it(emu: Emulator) -> None:
+    client = rtd.Client(api_key="k", base_url=base(emu))
+    with client.realtime.connect(model="gpt-realtime-2") as conn:
+        conn.recv()
+        conn.close()
+        assert list(conn.listen()) == []  # closed here: listen ends quietly
+        with pytest.raises(ConnectionClosed, match="closed here"):
+            conn.recv()
+    emu.sessions[0].ended.wait(5)
+    assert emu.sessions[0].client_close == (1000, "")
+
+
+def test_recv_bytes_and_parse_event(emu: Emulator) -> None:
+    client = rtd.Client(api_key="k", base_url=base(emu))
+    with client.realtime.connect(model="gpt-realtime-2") as conn:
+        data = conn.recv_bytes()
+        assert isinstance(data, bytes)
+        assert conn.parse_event(data).type == "session.created"
+
+
+def test_a_wrong_key_raises() -> None:
+    with Emulator(api_key="right", voice_engine="tones") as emu:
+        client = rtd.Client(api_key="wrong-key", base_url=base(emu))
+        with pytest.raises(AuthenticationError, match="HTTP 401") as info:
+            client.realtime.connect(model="gpt-realtime-2").enter()
+        assert "wrong-key" not in str(info.value)
+
+
+def test_a_dropped_connection_ends_listen_with_why() -> None:
+    with Emulator(voice_engine="tones",
+                  faults=[{"at": "response.output_text.delta", "do": "drop"}]) as emu:
+        client = rtd.Client(api_key="k", base_url=base(emu))
+        with client.realtime.connect(model="gpt-realtime-2") as conn, \
+                pytest.raises(ConnectionClosed, match="dropped"):
+            text_turn(conn)
+
+
+def test_an_unexpected_close_code_ends_listen_with_it() -> None:
+    with Emulator(voice_engine="tones", faults=[
+            {"at": "response.created", "do": "close", "code": 4002, "reason": "bye"}]) as emu:
+        client = rtd.Client(api_key="k", base_url=base(emu))
+        with client.realtime.connect(model="gpt-realtime-2") as conn, \
+                pytest.raises(ConnectionClosed, match=r"code 4002: bye") as info:
+            text_turn(conn)
+        assert info.value.code == 4002
+
+
+@pytest.mark.parametrize(("call", "wrong", "right"), [
+    (lambda c, conn: conn.session.update(sesion={}), "sesion", "session"),
+    (lambda c, conn: conn.conversation.item.create(itme={}), "itme", "item"),
+    (lambda c, conn: conn.conversation.item.truncate(item_id="x", content_index=0,
+                                                     audio_end=1), "audio_end",
+     "audio_end_ms"),
+    (lambda c, conn: c.realtime.connect(modle="m"), "modle", "model"),
+    (lambda c, conn: rtd.Client(api_kye="k"), "api_kye", "api_key"),
+])
+def test_a_wrong_keyword_names_the_closest(emu: Emulator, call: Any, wrong: str,
+                                           right: str) -> None:
+    client = rtd.Client(api_key="k", base_url=base(emu))
+    with client.realtime.connect(model="gpt-realtime-2") as conn, \
+            pytest.raises(TypeError, match=rf"'{wrong}' \(did you mean '{right}'\?\)"):
+        call(client, conn)
+
+
+def test_async_text_turn(emu: Emulator) -> None:
+    async def main() -> tuple[str, str, Any]:
+        client = rtd.AsyncClient(api_key="k", base_url=base(emu))
+        assert client.beta.realtime is client.realtime
+        async with client.realtime.connect(model="gpt-realtime-2") as conn:
+            first = await conn.recv()
+            await conn.session.update(session=TEXT_SESSION)
+            await conn.conversation.item.create(item=HELLO)
+            await conn.response.create()
+            text = ""
+            async for event in conn:
+                if event.type == "response.output_text.delta":
+                    text += event.delta
+                elif event.type == "response.done":
+                    break
+            await conn.close()  # inside the block; leaving it then is fine
+        return first.type, text, event
+
+    kind, text, done = asyncio.run(main())
+    assert kind == "session.created" and text
+    assert done.response.output[0].content[0].text == text
+
+
+def test_async_wrong_key_and_drop() -> None:
+    async def refused(url: str) -> None:
+        async with rtd.AsyncClient(api_key="nope", base_url=url).realtime.connect(model="m"):
+            pass
+
+    async def dropped(url: str) -> None:
+        async with rtd.AsyncClient(api_key="k", base_url=url).realtime.connect(
+                model="gpt-realtime-2") as conn:
+            await conn.session.update(session=TEXT_SESSION)
+            await conn.conversation.item.create(item=HELLO)
+            await conn.response.create()
+            async for _ in conn:
+                pass
+
+    with Emulator(api_key="k", voice_engine="tones",
+                  faults=[{"at": "response.output_text.delta", "do": "drop"}]) as emu:
+        with pytest.raises(AuthenticationError, match="HTTP 401"):
+            asyncio.run(refused(base(emu)))
+        with pytest.raises(ConnectionClosed, match="dropped"):
+            asyncio.run(dropped(base(emu)))
