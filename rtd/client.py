@@ -287,6 +287,10 @@ _SESSION_KEYWORDS = ("modalities", "instructions", "voice", "input_audio_format"
                      "temperature", "max_response_output_tokens", "speed", "tracing")
 
 
+#: The fields of the beta ``sessions.create`` answer (openai 1.x ``SessionCreateResponse``).
+_SEED_FIELDS = frozenset(_SESSION_KEYWORDS) - {"input_audio_noise_reduction"}
+
+
 def _secret_body(client: _Base, session: Mapping[str, Any] | None,
                  expires_after: Mapping[str, Any] | None) -> tuple[str, dict[str, Any]]:
     return client.dialect.secrets_path, client.dialect.secret_request(session, expires_after)
@@ -295,7 +299,7 @@ def _secret_body(client: _Base, session: Mapping[str, Any] | None,
 def _seed_response(answer: Mapping[str, Any]) -> ServerEvent:
     """GA's client secret answer in the shape the beta ``sessions.create`` returned."""
     session = answer.get("session") if isinstance(answer.get("session"), Mapping) else {}
-    beta = dialects.session_to_beta(session)
+    beta = {k: v for k, v in dialects.session_to_beta(session).items() if k in _SEED_FIELDS}
     return ServerEvent({
         "id": session.get("id"), "object": session.get("object", "realtime.session"),
         "model": session.get("model"), **beta,

@@ -12,7 +12,8 @@ import pytest
 
 import rtd
 from rtd.emulator import Emulator
-from rtd.exceptions import AuthenticationError, ConnectionClosed
+from rtd.exceptions import APIStatusError, AuthenticationError, ConnectionClosed
+from rtd.protocol import dialects
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -242,3 +243,87 @@ def test_async_wrong_key_and_drop() -> None:
             asyncio.run(refused(base(emu)))
         with pytest.raises(ConnectionClosed, match="dropped"):
             asyncio.run(dropped(base(emu)))
+
+
+# -- sessions.create / client_secrets.create over the emulator's REST endpoint --------------
+
+SEED_KEYWORDS: dict[str, Any] = {
+    "model": "gpt-realtime-2", "modalities": ["audio", "text"], "instructions": "Be brief.",
+    "voice": "verse", "input_audio_format": "pcm16", "output_audio_format": "pcm16",
+    "input_audio_transcription": {"model": "whisper-1"},
+    "turn_detection": {"type": "server_vad", "threshold": 0.5, "prefix_padding_ms": 300,
+                       "silence_duration_ms": 500},
+    "tools": [{"type": "function", "name": "clock", "description": "The time.",
+               "parameters": {"type": "object", "properties": {}}}],
+    "tool_choice": "auto", "temperature": 0.8, "max_response_output_tokens": "inf",
+}
+
+
+def test_sessions_create_in_the_seed_shape_and_its_secret_connects(
+        caplog: pytest.LogCaptureFixture) -> None:
+    with Emulator(api_key="sk-root", voice_engine="tones") as emu:
+        client = rtd.Client(api_key="sk-root", base_url=base(emu))
+        dialects._logged.clear()  # "once" is per process: start this test afresh
+        with caplog.at_level("WARNING", logger="rtd.protocol.dialects"):
+            made = client.beta.realtime.sessions.create(**SEED_KEYWORDS)
+            client.realtime.sessions.create(temperature=0.7)
+        assert made.object == "realtime.session" and made.id.startswith("sess_")
+        assert made.model == "gpt-realtime-2"
+        assert made.modalities == ["audio", "text"]
+        assert (made.instructions, made.voice) == ("Be brief.", "verse")
+        assert (made.input_audio_format, made.output_audio_format) == ("pcm16", "pcm16")
+        assert made.tools[0].name == "clock"
+        assert made.turn_detection.silence_duration_ms == 500
+        assert made.temperature is None  # GA has none: accepted, not sent, said once
+        assert [r.message for r in caplog.records].count(
+            "temperature has no equivalent in the GA realtime session and is not sent (it "
+            "has no effect)") == 1
+        secret = made.client_secret
+        assert secret.value.startswith("ek_") and secret.expires_at > 0
+        # the ephemeral secret is a key for a connection, which starts with its session
+        ephemeral = rtd.Client(api_key=secret.value, base_url=base(emu))
+        with ephemeral.realtime.connect(model="gpt-realtime-2") as conn:
+            first = conn.recv()
+        assert first.session.instructions == "Be brief."
+        assert first.session.audio.output.voice == "verse"
+        assert first.session.tools[0].name == "clock"
+
+
+def test_client_secrets_create_is_the_ga_call(emu: Emulator) -> None:
+    client = rtd.Client(api_key="k", base_url=base(emu))
+    made = client.realtime.client_secrets.create(
+        expires_after={"anchor": "created_at", "seconds": 60},
+        session={"type": "realtime", "output_modalities": ["text"], "instructions": "Hi."})
+    assert made.value.startswith("ek_")
+    assert made.session.output_modalities == ["text"]
+    assert made.session.instructions == "Hi."
+    assert made.session.audio.output.voice == "marin"
+
+
+def test_sessions_create_refusals_carry_status_and_message() -> None:
+    with Emulator(api_key="sk-root", voice_engine="tones") as emu:
+        with pytest.raises(AuthenticationError, match="HTTP 401") as refused:
+            rtd.Client(api_key="sk-bad", base_url=base(emu)).realtime.sessions.create()
+        assert refused.value.status == 401 and "sk-bad" not in str(refused.value)
+        client = rtd.Client(api_key="sk-root", base_url=base(emu))
+        with pytest.raises(APIStatusError, match="HTTP 400") as bad:
+            client.realtime.sessions.create(voice="nobody")
+        assert bad.value.status == 400
+        assert bad.value.message.startswith("Invalid value: 'nobody'")
+        with pytest.raises(APIStatusError, match="expires_after.seconds"):
+            client.realtime.client_secrets.create(expires_after={"seconds": 5})
+        with pytest.raises(TypeError, match=r"'voise' \(did you mean 'voice'\?\)"):
+            client.realtime.sessions.create(voise="verse")
+
+
+def test_async_sessions_create(emu: Emulator) -> None:
+    async def main() -> Any:
+        client = rtd.AsyncClient(api_key="k", base_url=base(emu))
+        made = await client.realtime.sessions.create(model="gpt-realtime-2", voice="ash")
+        async with rtd.AsyncClient(api_key=made.client_secret.value,
+                                   base_url=base(emu)).realtime.connect(
+                model="gpt-realtime-2") as conn:
+            return made, await conn.recv()
+
+    made, first = asyncio.run(main())
+    assert made.voice == "ash" and first.session.audio.output.voice == "ash"
