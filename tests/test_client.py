@@ -327,3 +327,69 @@ def test_async_sessions_create(emu: Emulator) -> None:
 
     made, first = asyncio.run(main())
     assert made.voice == "ash" and first.session.audio.output.voice == "ash"
+
+
+# -- the same turns in each dialect --------------------------------------------------------
+
+@pytest.mark.parametrize("dialect", ["ga", "beta", "xai"])
+def test_a_turn_in_each_dialect_reads_as_ga(dialect: str) -> None:
+    """xAI has no text-only session: there the reply is audio with its transcript."""
+    with Emulator(voice_engine="tones", dialect=dialect) as emu:
+        client = rtd.Client(api_key="k", base_url=base(emu), dialect=dialect)
+        kinds: list[str] = []
+        with client.realtime.connect(model="gpt-realtime-2") as conn:
+            conn.session.update(session=TEXT_SESSION)
+            conn.conversation.item.create(item=HELLO)
+            conn.response.create()
+            text = ""
+            for event in conn:
+                kinds.append(event.type)
+                if event.type in ("response.output_text.delta",
+                                  "response.output_audio_transcript.delta"):
+                    text += event.delta
+                elif event.type == "response.done":
+                    break
+        assert text and "error" not in kinds and "ping" not in kinds
+        part = event.response.output[0].content[0]
+        assert part.type == ("output_audio" if dialect == "xai" else "output_text")
+        first = emu.received[0]
+        wire = first.get("_wire", first)["session"]
+    if dialect == "beta":
+        assert emu.headers[0]["openai-beta"] == "realtime=v1"
+        assert wire["modalities"] == ["text"] and wire["input_audio_format"] == "pcm16"
+        assert "response.text.delta" in [t for e in emu.sent for t in e.get("_wire_types", [])]
+    elif dialect == "xai":
+        assert "type" not in wire and "output_modalities" not in wire
+        assert wire["audio"]["output"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    else:
+        assert "openai-beta" not in emu.headers[0] and wire["type"] == "realtime"
+
+
+def test_xai_ping_stays_below_recv_but_parse_event_shows_it() -> None:
+    with Emulator(voice_engine="tones", dialect="xai") as emu:
+        client = rtd.Client(api_key="k", base_url=base(emu), dialect="xai")
+        with client.realtime.connect(model="grok-voice-latest") as conn:
+            assert conn.recv().type == "conversation.created"
+            conn.session.update(session={"type": "realtime", "instructions": "Hi."})
+            assert conn.recv().type == "session.updated"  # the ping in between never shows
+        with client.realtime.connect(model="grok-voice-latest") as conn:
+            frames = [conn.parse_event(conn.recv_bytes()) for _ in range(2)]
+        assert [f.type for f in frames] == ["conversation.created", "ping"]
+
+
+def test_a_client_of_the_wrong_dialect_is_told() -> None:
+    with Emulator(voice_engine="tones") as emu:  # GA
+        client = rtd.Client(api_key="k", base_url=base(emu), dialect="beta")
+        with client.realtime.connect(model="gpt-realtime-2") as conn, \
+                pytest.raises(ConnectionClosed, match="beta_api_shape_disabled"):
+            list(conn)
+    with Emulator(voice_engine="tones", dialect="beta") as emu:
+        client = rtd.Client(api_key="k", base_url=base(emu))
+        with client.realtime.connect(model="gpt-realtime-2") as conn, \
+                pytest.raises(ConnectionClosed, match="code 4000"):
+            list(conn)
+
+
+def test_unknown_dialect_is_named() -> None:
+    with pytest.raises(ValueError, match="unknown dialect 'bta' \\(did you mean 'beta'\\?\\)"):
+        rtd.Client(api_key="k", dialect="bta")
