@@ -253,6 +253,7 @@ class _Link:
         self.ping_sent: float | None = None    # a ping is unanswered since then
         self.sending_since: float | None = None
         self.last_data = self.opened            # the last text or binary frame
+        self.data_before = self.opened          # last_data before the frame being read
         self.due_since: float | None = None     # a response is due since then
         self.error: tuple[str, str, float] | None = None  # last error event: code, message, when
         self.writer: threading.Thread | None = None
@@ -618,7 +619,7 @@ class Transport:
                problem: str | None) -> None:
         url = self.endpoint.safe_url
         if opcode in (_OP_TEXT, _OP_BINARY) or problem:
-            link.last_data = time.monotonic()
+            link.data_before, link.last_data = link.last_data, time.monotonic()
         if problem is not None:
             if problem.startswith("oversized:"):
                 self._report("frame oversized", logging.WARNING,
@@ -665,7 +666,8 @@ class Transport:
                          "string type): %r", url, payload[:60])
             return
         event = self.endpoint.dialect.incoming(event)
-        if event is None:  # the dialect's own (an xAI ping): a sign of life, nothing more
+        if event is None:  # the dialect's own (an xAI ping): no sign that a response comes
+            link.last_data = link.data_before
             return
         error = event.get("error") if event["type"] == "error" else None
         code = error.get("code") if isinstance(error, dict) else None
