@@ -121,6 +121,9 @@ path = "{input_wav}"
 backend = "file"
 path = "{output_wav}"
 
+[control]
+path = "{path.parent / 'control.sock'}"
+
 [log]
 level = "info"
 
