@@ -322,8 +322,10 @@ class Connection:
                 again = copy.deepcopy(event)
                 if not fault.same_event_id:
                     again["event_id"] = new_id("event")
-                text = json.dumps(again)
-                await self._transmit(text, faults.record_of(again, text, index))
+                for n, out in enumerate(self.dialect.server_events(again)):
+                    text = json.dumps(out)
+                    await self._transmit(text, faults.record_of(again, text, index)
+                                         if n == 0 else None)
         elif do == "error":
             error = faults.error_event(fault.error, new_id("event"))
             text = json.dumps(error)
