@@ -558,17 +558,26 @@ class Connection:
 
     def recv(self) -> ServerEvent:
         """The next server event; `ConnectionClosed` once the connection is over."""
-        event = self._raw.recv()
+        event = self._next(self._raw.recv)
         if event is None:
             raise self._over()
         return event
 
     def recv_bytes(self) -> bytes:
         """The next frame as the server sent it (see `parse_event`)."""
-        data = self._raw.recv_bytes()
+        data = self._next(self._raw.recv_bytes)
         if data is None:
             raise self._over()
         return data
+
+    def _next(self, read: Callable[[], Any]) -> Any:
+        """One read; a socket that failed under it (a reset) is a `ConnectionClosed` too."""
+        try:
+            return read()
+        except ConnectionClosed:
+            raise
+        except ConnectionFailed as exc:
+            raise ConnectionClosed(str(exc)) from None
 
     def parse_event(self, data: str | bytes) -> ServerEvent:
         """A frame from `recv_bytes` as a GA event (a dialect's own event, such as xAI's
@@ -580,7 +589,7 @@ class Connection:
         """Events until the connection closes; a drop or an unexpected close raises
         `ConnectionClosed` saying how it ended."""
         while True:
-            event = self._raw.recv()
+            event = self._next(self._raw.recv)
             if event is None:
                 raw = self._raw
                 if _clean(raw.close_code, raw.closed_here):

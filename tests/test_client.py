@@ -164,12 +164,13 @@ def test_a_wrong_key_raises() -> None:
         assert "wrong-key" not in str(info.value)
 
 
-def test_a_dropped_connection_ends_listen_with_why() -> None:
+@pytest.mark.parametrize(("do", "said"), [("drop", "dropped"), ("reset", "reset")])
+def test_a_dropped_connection_ends_listen_with_why(do: str, said: str) -> None:
     with Emulator(voice_engine="tones",
-                  faults=[{"at": "response.output_text.delta", "do": "drop"}]) as emu:
+                  faults=[{"at": "response.output_text.delta", "do": do}]) as emu:
         client = rtd.Client(api_key="k", base_url=base(emu))
         with client.realtime.connect(model="gpt-realtime-2") as conn, \
-                pytest.raises(ConnectionClosed, match="dropped"):
+                pytest.raises(ConnectionClosed, match=said):
             text_turn(conn)
 
 
