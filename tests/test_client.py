@@ -394,3 +394,36 @@ def test_a_client_of_the_wrong_dialect_is_told() -> None:
 def test_unknown_dialect_is_named() -> None:
     with pytest.raises(ValueError, match="unknown dialect 'bta' \\(did you mean 'beta'\\?\\)"):
         rtd.Client(api_key="k", dialect="bta")
+
+
+def test_an_sdk_style_script_runs_unchanged_against_the_emulator() -> None:
+    """examples/sdk_style.py as a real process, finding the emulator through the environment."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from rtd.emulator.scenario import Scenario, Turn
+
+    scenario = Scenario(turns=(Turn(call="switch_lights",
+                                    arguments={"room": "kitchen", "on": True},
+                                    then="The {room} lights are {state}."),))
+    root = Path(__file__).resolve().parents[1]
+    with Emulator(scenario=scenario, voice_engine="tones", api_key="sk-root") as emu:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+        env.update(OPENAI_BASE_URL=base(emu), OPENAI_API_KEY="sk-root")
+        proc = subprocess.run([sys.executable, str(root / "examples" / "sdk_style.py")],
+                              env=env, capture_output=True, text=True, timeout=30, cwd=root,
+                              stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0].startswith("session sess_")
+        assert lines[1] == "connected: session.created"
+        assert '(tool switch_lights -> {"room": "kitchen", "state": "on"})' in lines
+        assert "The kitchen lights are on." in lines
+        assert lines[-1] == "lights now: {'kitchen': True}"
+        # the connection used the ephemeral key, and started with the secret's session
+        assert emu.headers[0]["authorization"].startswith("Bearer ek_")
+        assert emu.sessions[0].server_events[0]["session"]["tools"][0]["name"] == \
+            "switch_lights"
+    assert "temperature has no equivalent" in proc.stderr
