@@ -90,6 +90,23 @@ def _two_questions(tmp_path: Path) -> Path:
     return path
 
 
+def test_openai_provider_finds_the_server_through_openai_base_url(run_rtd, tmp_path):
+    """The shipped provider (openai, no url) reaches whatever $OPENAI_BASE_URL names, as the
+    OpenAI SDK does: here the emulator, which wants the key rtd sends."""
+    with Emulator(scenario=load_scenario(DEMO_SCENARIO), voice_engine="tones",
+                  api_key=KEY) as emu:
+        conf = write_config(tmp_path / "rtd.toml", emu.url, input_wav=DEMO_QUESTION_WAV,
+                            output_wav=tmp_path / "o.wav")
+        conf.write_text(conf.read_text().replace('name = "custom"', 'name = "openai"')
+                        .replace(f'url = "{emu.url}"', 'url = ""'))
+        base = f"http://127.0.0.1:{emu.port}/v1"
+        d = run_rtd("run", "--config", str(conf), extra_env={"OPENAI_BASE_URL": base})
+        d.wait_for_line("assistant: It is ", timeout=40)
+        assert emu.paths[0] == "/v1/realtime?model=gpt-realtime-2"
+        assert d.stop() == 0
+    assert KEY not in d.output
+
+
 def test_server_error_events_are_logged_and_the_session_stays_up(run_rtd, tmp_path):
     scenario = tmp_path / "s.toml"
     scenario.write_text('[[turn]]\nerror = { type = "server_error", code = "overloaded_test", '
