@@ -91,11 +91,6 @@ class RealtimeConnection:
                                    str(err.get("message") or ""))
         return event
 
-    @property
-    def dropped(self) -> bool:
-        """The connection ended without a close frame from either side (a drop)."""
-        return self.ended and not self._closed
-
     def recv_bytes(self) -> bytes | None:
         """The next text or binary frame's payload as sent (the dialect's shape), or None
         once the connection is closed."""
