@@ -35,9 +35,10 @@ What the decorated functions become
 - ``@app.receiver(kind, ...)``: a `Receiver` named ``script_receiver_<function>`` receiving the
   event kinds named (from `rtd.components.EVENT_TYPES`). The function gets the event's value:
   the text (``str``) for the text and transcript kinds and their ``*_chunk``s, pcm24 ``bytes``
-  for ``audio`` and ``audio_chunk``, the event object for ``tool_call``, ``state`` and
-  ``error``; and, when it takes a second parameter, the app's `context` dict. It may be
-  ``async def``. An exception it raises is logged and the receiver goes on.
+  for ``audio`` and ``audio_chunk``, the server's event as a ``dict`` for ``server_event``,
+  the event object for ``tool_call``, ``state`` and ``error``; and, when it takes a second
+  parameter, the app's `context` dict. It may be ``async def``. An exception it raises is
+  logged and the receiver goes on.
 - ``@app.sender`` / ``@app.sender(wait_for_response=True)``: a `Sender` named
   ``script_sender_<function>`` that calls the function (with `context` when it takes a
   parameter) in a loop, once per *round*:
@@ -124,6 +125,7 @@ import logging
 import math
 import os
 import re
+import tempfile
 import threading
 import time
 import wave
@@ -323,6 +325,26 @@ def session_keywords(*, output: str | None = None, turn_detection: Any = _UNSET,
     return table, extra
 
 
+def unexpected_keyword(where: str, name: str, known: Iterable[str]) -> TypeError:
+    """The TypeError for a keyword nobody takes, naming the closest real one."""
+    from rtd.schema import did_you_mean
+
+    return TypeError(f"{where} got an unexpected keyword argument {name!r}"
+                     f"{did_you_mean(name, known)}")
+
+
+def _check_keywords(session: Mapping[str, Any]) -> None:
+    """Keywords beyond the constructor's are ``[session]`` keys; a typo is a TypeError."""
+    from rtd.config import SessionConfig
+
+    keys = [f.name for f in dataclasses.fields(SessionConfig)]
+    for name in session:
+        if name not in keys:
+            own = [p for p in inspect.signature(Realtime.__init__).parameters
+                   if p not in ("self", "session")]
+            raise unexpected_keyword("Realtime()", name, [*own, *keys])
+
+
 def _positional(fn: Callable[..., Any]) -> int:
     """How many positional arguments ``fn`` takes (a large number for ``*args``)."""
     try:
@@ -344,6 +366,8 @@ def _event_value(event: Any) -> Any:
         return event.text
     if kind in AUDIO_KINDS:
         return event.pcm
+    if kind == "server_event":
+        return dict(event.event)
     return event
 
 
@@ -466,6 +490,7 @@ class Realtime:
                  input_audio_transcription: Any = _UNSET, tool_choice: Any = _UNSET,
                  temperature: Any = _UNSET, max_response_output_tokens: Any = _UNSET,
                  tools: Iterable[Callable[..., Any] | Tool] = (), **session: Any) -> None:
+        _check_keywords(session)
         mapped, self._session_extra = session_keywords(
             output=output, turn_detection=turn_detection, modalities=modalities,
             input_audio_format=input_audio_format, output_audio_format=output_audio_format,
@@ -485,6 +510,9 @@ class Realtime:
             "audio": {"input": {**_audio_table(audio_input, "audio_input"),
                                 "backlog_ms": SCRIPT_BACKLOG_MS},
                       "output": _audio_table(audio_output, "audio_output")},
+            # a script's own control socket: the system daemon's path belongs to the daemon
+            "control": {"path": os.path.join(tempfile.gettempdir(),
+                                             f"rtd-app-{os.getpid()}-{id(self):x}.sock")},
         }
         self._api_key = api_key
         self.response_timeout = float(response_timeout)

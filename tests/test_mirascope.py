@@ -10,6 +10,7 @@ cable, which the test records.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -37,6 +38,7 @@ MODEL = "gpt-4o-realtime-preview-2024-10-01"
 BOOK = {"title": "Dune", "author": "Frank Herbert"}
 
 PLAYER = '''"""Test harness: pydub's player replaced by a recorder (loaded as sitecustomize)."""
+import asyncio
 import json
 import os
 import warnings
@@ -394,3 +396,143 @@ def test_streamed_turns_with_server_vad(name, turn, printed, pulse, emu, run_exa
         assert lines[1:] == ["Dune by Frank Herbert", "AI(audio_transcript): Dune by Frank Herbert"]
     else:
         assert lines[1:] == ["AI(audio_transcript): I heard you."]
+
+
+# -- the API beyond the examples -----------------------------------------------------------------
+
+
+@pytest.fixture
+def endpoint(emu, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{emu.port}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-mirascope")
+    return emu
+
+
+def test_chunk_receivers_get_the_servers_delta_events(endpoint):
+    from rtd.mirascope import Context, Realtime
+
+    seen = scripted(endpoint, Turn(call="format_book", arguments=BOOK, then="Read {title}."))
+    app = Realtime(MODEL, modalities=["text"], context={"shown": 0})
+    got: dict[str, list] = {"text_chunk": [], "tool_chunk": [], "all": [], "text": []}
+
+    def format_book(title: str, author: str) -> dict:
+        return {"title": title}
+
+    @app.function_call(format_book)
+    def handle(tool, context: Context) -> str:
+        context["shown"] += 1
+        return json.dumps(tool.call())
+
+    @app.receiver("text_chunk")
+    async def chunk(message: dict, context: Context) -> None:
+        got["text_chunk"].append(message)
+
+    @app.receiver("tool_chunk")
+    async def tool_chunk(message: dict, context: Context) -> None:
+        got["tool_chunk"].append(message)
+
+    @app.receiver(None)
+    async def every(message: dict, context: Context) -> None:
+        got["all"].append(message["type"])
+
+    @app.receiver("text")
+    async def text(response: str, context: Context) -> None:
+        got["text"].append(response)
+
+    asked = []
+
+    @app.sender(wait_for_text_response=True, tools=[format_book])
+    async def ask(context: Context) -> str:
+        if asked:
+            raise asyncio.CancelledError
+        asked.append(1)
+        return "A book, please."
+
+    asyncio.run(app.run())
+    assert got["text"] == ["Read Dune."]
+    assert "".join(m["delta"] for m in got["text_chunk"]) == "Read Dune."
+    assert {m["type"] for m in got["text_chunk"]} == {"response.output_text.delta"}
+    assert all(m["response_id"] and m["item_id"] for m in got["text_chunk"])
+    assert json.loads("".join(m["delta"] for m in got["tool_chunk"])) == BOOK
+    assert {"session.created", "response.created", "response.done"} <= set(got["all"])
+    assert app.context["shown"] == 1
+    create = next(e for e in seen.received if e["type"] == "response.create")
+    assert [t["name"] for t in create["response"]["tools"]] == ["format_book"]
+
+
+def test_audio_receivers_get_bytes_without_pydub(endpoint, monkeypatch):
+    from rtd.mirascope import Realtime
+
+    monkeypatch.setitem(sys.modules, "pydub", None)  # not installed
+    seen = scripted(endpoint, Turn(reply="Hello."))
+    app = Realtime(MODEL, turn_detection=None)
+    audio: list = []
+
+    @app.receiver("audio")
+    async def receive(response, context) -> None:
+        audio.append(response)
+
+    @app.sender(wait_for_audio_transcript_response=True)
+    async def send(context):
+        if audio:
+            raise asyncio.CancelledError
+        return "Say hello."
+
+    asyncio.run(app.run())
+    assert [type(a) for a in audio] == [bytes] and len(audio[0]) == seen.reply_bytes() > 0
+
+
+def test_async_input_is_input_without_blocking_the_loop(tmp_path):
+    script = ("import asyncio\n"
+              "from rtd.mirascope import async_input\n"
+              "async def main():\n"
+              "    print(repr(await async_input('first? ')))\n"
+              "    try:\n"
+              "        await async_input('second? ')\n"
+              "    except EOFError:\n"
+              "        print('EOFError')\n"
+              "asyncio.run(main())\n")
+    proc = subprocess.run([sys.executable, "-c", script], input="one\n", capture_output=True,
+                          text=True, timeout=TIMEOUT)
+    assert proc.stdout == "first? 'one'\nsecond? EOFError\n", proc.stderr
+
+
+def test_wrong_keywords_name_the_closest_real_one():
+    from rtd.mirascope import Realtime
+
+    with pytest.raises(TypeError, match="'modality' \\(did you mean 'modalities'\\?\\)"):
+        Realtime(MODEL, modality=["text"])
+    with pytest.raises(ValueError, match="unknown response type 'texts'"):
+        Realtime(MODEL).receiver("texts")
+
+
+def test_tool_classes_and_functions_have_mirascopes_schema():
+    from rtd.mirascope import OpenAIRealtimeTool
+    from rtd.mirascope.tool import DEFAULT_TOOL_DOCSTRING
+
+    class FormatBook(OpenAIRealtimeTool):
+        """Format a book."""
+
+        title: str
+        author: str = "anonymous"
+
+        def call(self) -> str:
+            return f"{self.title} by {self.author}"
+
+    assert FormatBook.tool_schema() == {
+        "type": "function", "name": "FormatBook", "description": "Format a book.",
+        "parameters": {"type": "object", "properties": {
+            "title": {"type": "string"}, "author": {"type": "string", "default": "anonymous"}},
+            "required": ["title"], "additionalProperties": False}}
+    call = FormatBook.from_tool_call({"call_id": "c1", "arguments": '{"title": "Emma"}'})
+    assert call.call() == "Emma by anonymous" and call.tool_call["call_id"] == "c1"
+
+    def shout() -> str:
+        return "HI"
+
+    kind = OpenAIRealtimeTool.type_from_fn(shout)
+    assert kind.tool_schema() == {"type": "function", "name": "shout",
+                                  "description": DEFAULT_TOOL_DOCSTRING}
+    assert kind.from_tool_call({"arguments": ""}).call() == "HI"
+    with pytest.raises(ValueError, match="missing required argument 'title'"):
+        FormatBook.from_tool_call({"arguments": "{}"})

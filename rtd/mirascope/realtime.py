@@ -22,6 +22,7 @@ What receivers get (``@app.receiver(kind)``, called as ``receiver(value, context
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import warnings
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeAlias
 
 from rtd.app import Realtime as _App
+from rtd.app import unexpected_keyword
 from rtd.mirascope.tool import OpenAIRealtimeTool, tool_type
 from rtd.tools import Tool, current_call
 
@@ -96,7 +98,12 @@ class Realtime:
         temperature: float = NotSet,
         max_response_output_tokens: int | float | Literal["inf"] = NotSet,
         tools: list[Callable[..., Any] | type[OpenAIRealtimeTool]] = NotSet,
+        **unexpected: Any,
     ) -> None:
+        for name in unexpected:  # Python's own message names no alternative
+            known = [p for p in inspect.signature(Realtime.__init__).parameters
+                     if p not in ("self", "unexpected")]
+            raise unexpected_keyword("Realtime()", name, known)
         given = {k: v for k, v in {
             "modalities": modalities, "instructions": instructions, "voice": voice,
             "turn_detection": turn_detection, "input_audio_format": input_audio_format,
@@ -200,8 +207,7 @@ class Realtime:
             else:
                 wanted = _RAW[response_type]
 
-                def raw(event: Any, context: Context) -> Any:
-                    data = event.to_dict() if hasattr(event, "to_dict") else dict(event)
+                def raw(data: dict[str, Any], context: Context) -> Any:
                     if wanted is not None and data.get("type") != wanted:
                         return None
                     return func(data, context)
