@@ -377,3 +377,23 @@ def test_cancelling_run_async_stops_the_app(emu):
 
     asyncio.run(main())
     assert not app.running
+
+
+def test_the_guides_examples_run(emu, tmp_path):
+    """docs/realtime.md's scripts, unchanged, against the emulator through $OPENAI_BASE_URL."""
+    import re
+    from pathlib import Path
+
+    guide = Path(__file__).resolve().parents[1] / "docs" / "realtime.md"
+    blocks = re.findall(r"```python\n(.*?)```", guide.read_text(encoding="utf-8"), re.DOTALL)
+    assert len(blocks) == 2
+    Since(emu)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RTD_"))}
+    env.update(OPENAI_BASE_URL=f"http://127.0.0.1:{emu.port}/v1", OPENAI_API_KEY="sk-test")
+    outputs = []
+    for block in blocks:
+        proc = subprocess.run([sys.executable, "-c", block], input="Hi!\n", capture_output=True,
+                              text=True, env=env, timeout=RUN, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(proc.stdout)
+    assert outputs == ["you: assistant: I heard you.\nyou: ", "assistant: I heard you.\n"]

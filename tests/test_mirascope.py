@@ -536,3 +536,14 @@ def test_tool_classes_and_functions_have_mirascopes_schema():
     assert kind.from_tool_call({"arguments": ""}).call() == "HI"
     with pytest.raises(ValueError, match="missing required argument 'title'"):
         FormatBook.from_tool_call({"arguments": "{}"})
+
+
+def test_ctrl_c_at_a_prompt_ends_the_example_within_seconds(emu, run_example):
+    scripted(emu)
+    example = run_example("text_input_output.py")
+    example.wait_for("Enter your message: ")
+    example.proc.send_signal(signal.SIGINT)
+    code = example.finish(timeout=STOP_WITHIN)
+    assert code == -signal.SIGINT, example.stderr  # asyncio.run's KeyboardInterrupt
+    assert example.stderr.rstrip().endswith("KeyboardInterrupt")  # no fatal error after it
+    assert emu.sessions[-1].client_close is not None  # the app hung up before exiting
