@@ -1047,6 +1047,7 @@ class Realtime:
     def run(self, timeout: float | None = None) -> None:
         """Run until every sender ended, `stop()` or Ctrl-C; see the module doc for errors."""
         interrupted = False
+        self._on_stopped = []  # a previous run_async's loop is not this run's
         try:
             self.start()
             if not self._stopped.wait(timeout):

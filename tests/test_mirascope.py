@@ -11,6 +11,7 @@ cable, which the test records.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -28,8 +29,23 @@ from rtd.emulator import DEMO_QUESTION_WAV, Emulator
 from rtd.emulator.scenario import Scenario, Turn
 
 EXAMPLES = Path(__file__).resolve().parent / "mirascope_examples"
-ORIGINALS = Path("/work/wt/mirascope-1.25.7/examples/learn/provider_specific_features/openai/"
-                 "realtime")
+#: sha256 of Mirascope's examples (github.com/Mirascope/mirascope, v1.23.3,
+#: examples/learn/provider_specific_features/openai/realtime/)
+ORIGINAL_SHA256 = {
+    "audio_input_output_manually.py":
+        "cb2c15bdc3747e4d3949bc25d5cc6ed6b765bec978cd4570c8da959b9e05a930",
+    "audio_stream_input_output.py":
+        "d162d6fc090e861e027328414b99fc79df23a9c43e95c7336b86828b8df7c651",
+    "audio_stream_input_output_manually.py":
+        "c0d8367338ee81a9592220969472a731e10cd06ee8889d90dcbcd28bed219632",
+    "audio_stream_input_output_tools.py":
+        "1b4e94bbe5520daba35ce8ee0e82ab3223723e2622b022c89331318ee389bbbb",
+    "text_input_output.py": "47c8ccb086afd862125cc47e6d55b53d37e497103591b77077f3893d023a7962",
+    "text_input_output_dynamic_tools.py":
+        "907b6d3eba64836caab8e98898b136347af8e20fdee869236465720c96528def",
+    "text_input_output_tools.py":
+        "3248a153deeebeba81cbb4c5ec66d3c94a211aa88c7fd6d71026ccdf9a0b451d",
+}
 TIMEOUT = 30.0
 """Seconds any one wait may take before the test fails."""
 STOP_WITHIN = 5.0
@@ -39,6 +55,7 @@ BOOK = {"title": "Dune", "author": "Frank Herbert"}
 
 PLAYER = '''"""Test harness: pydub's player replaced by a recorder (loaded as sitecustomize)."""
 import asyncio
+import hashlib
 import json
 import os
 import warnings
@@ -236,17 +253,13 @@ def wav_pcm(path: Path) -> bytes:
 
 
 def test_the_copies_differ_from_mirascope_only_in_the_import():
-    if not ORIGINALS.is_dir():
-        pytest.skip(f"Mirascope's examples are not at {ORIGINALS}")
-    copies = sorted(p.name for p in EXAMPLES.glob("*.py"))
-    assert copies == sorted(p.name for p in ORIGINALS.glob("*.py")) and len(copies) == 7
-    for name in copies:
-        ours = (EXAMPLES / name).read_text().splitlines()
-        theirs = (ORIGINALS / name).read_text().splitlines()
-        changed = [(a, b) for a, b in zip(theirs, ours, strict=True) if a != b]
-        assert changed and all(
-            a.replace("from mirascope.beta.openai import", "from rtd.mirascope import") == b
-            for a, b in changed), name
+    """With the import put back, each copy is byte for byte Mirascope's file (v1.23.3)."""
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(ORIGINAL_SHA256)
+    for name, digest in ORIGINAL_SHA256.items():
+        ours = (EXAMPLES / name).read_bytes()
+        assert b"mirascope.beta" not in ours and b"from rtd.mirascope import" in ours
+        restored = ours.replace(b"from rtd.mirascope import", b"from mirascope.beta.openai import")
+        assert hashlib.sha256(restored).hexdigest() == digest, name
 
 
 # -- text ---------------------------------------------------------------------------------------

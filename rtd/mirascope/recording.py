@@ -139,6 +139,7 @@ class _Microphone:
             maxsize=int(MAX_QUEUED_SECONDS / BLOCK_SECONDS))
         self._on_block = on_block
         self._dropped = 0
+        self._warned = False
         rate = FRAME_RATE
         try:
             sd.check_input_settings(samplerate=FRAME_RATE, channels=CHANNELS, dtype="int16")
@@ -167,10 +168,10 @@ class _Microphone:
                 parts.append(self.blocks.get_nowait())
             except queue.Empty:
                 break
-        if self._dropped == 1:
+        if self._dropped and not self._warned:  # once: the callback itself must not log
+            self._warned = True
             logger.warning("recording: the consumer fell more than %.0f s behind; audio dropped",
                            MAX_QUEUED_SECONDS)
-            self._dropped += 1
         return self.resampler.process(b"".join(parts)) if parts else b""
 
     def flush(self) -> bytes:
