@@ -40,10 +40,14 @@ VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse",
 class ProviderConfig:
     """Which realtime server to talk to and how to authenticate."""
 
-    name: str = setting("openai", "who serves the model", choices=("openai", "azure", "custom"))
+    name: str = setting("openai", "who serves the model",
+                        choices=("openai", "azure", "xai", "custom"))
     model: str = setting("gpt-realtime-2", "model (Azure: deployment) name")
     url: str = setting("", "full ws:// or wss:// URL; required for azure and custom; empty "
-                       "with openai: $OPENAI_BASE_URL's server, else OpenAI's")
+                       "with openai: $OPENAI_BASE_URL's server, else OpenAI's; with xai: xAI's")
+    dialect: str = setting("", "shape of the wire: ga, beta (older servers and relays) or xai; "
+                           "empty: the provider's own (xai for xai, else ga)",
+                           choices=("", "ga", "beta", "xai"))
     api_key_env: str = setting("OPENAI_API_KEY", "environment variable holding the API key")
     api_key_file: str = setting("", "file holding the API key (relative: in "
                                 "$CREDENTIALS_DIRECTORY)")

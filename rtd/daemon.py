@@ -78,8 +78,8 @@ class Daemon:
             # as the OpenAI SDK finds it; config already read $OPENAI_BASE_URL (or not)
             return openai_endpoint(p.model, api_key=key,
                                    base_url=config.base_url or OPENAI_BASE_URL,
-                                   headers=p.headers)
-        return endpoint(p.name, p.model, key, p.url, p.headers)
+                                   headers=p.headers, dialect=p.dialect)
+        return endpoint(p.name, p.model, key, p.url, p.headers, p.dialect)
 
     def _plan(self, config: Config) -> tuple[list[Child], dict[str, object]]:
         """The actors ``config`` needs in start order, and what each one's set-up depends on.

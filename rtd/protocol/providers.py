@@ -1,6 +1,7 @@
-"""Where to connect and which headers to send, per provider.
+"""Where to connect, which headers to send and which dialect to speak, per provider.
 
-Only this module knows that Azure wants ``api-key`` while OpenAI wants a bearer token.
+Only this module knows that Azure wants ``api-key`` while OpenAI wants a bearer token, and
+where xAI's server is.
 """
 
 from __future__ import annotations
@@ -11,18 +12,28 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from rtd.exceptions import AuthenticationError
+from rtd.protocol import dialects
+from rtd.protocol.dialects import Dialect
 
 OPENAI_URL = "wss://api.openai.com/v1/realtime"
+XAI_URL = "wss://api.x.ai/v1/realtime"
+#: The providers `endpoint` knows.
+PROVIDERS = ("openai", "azure", "xai", "custom")
 #: The REST base the OpenAI SDK defaults to; ``$OPENAI_BASE_URL`` replaces it.
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
 @dataclass(frozen=True)
 class Endpoint:
-    """A resolved connection target. ``headers`` may hold secrets: never log them."""
+    """A resolved connection target. ``headers`` may hold secrets: never log them.
+
+    ``dialect`` is the shape of the wire there; the connection and the transport translate
+    at their boundary with it (`rtd.protocol.dialects`).
+    """
 
     url: str
     headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    dialect: Dialect = dialects.DIALECTS["ga"]
 
     @property
     def safe_url(self) -> str:
@@ -43,9 +54,13 @@ def with_model(url: str, model: str) -> str:
 
 
 def endpoint(name: str, model: str, api_key: str | None, url: str = "",
-             headers: Mapping[str, str] | None = None) -> Endpoint:
-    """The URL and headers for a provider, before any user-supplied extra headers win."""
-    out: dict[str, str] = {}
+             headers: Mapping[str, str] | None = None, dialect: str = "") -> Endpoint:
+    """The URL, headers and dialect for a provider; user-supplied extra headers win.
+
+    ``dialect`` "" is the provider's own (`rtd.protocol.dialects.PROVIDER_DEFAULTS`).
+    """
+    wire = dialects.for_provider(name, dialect)
+    out: dict[str, str] = dict(wire.headers)
     if name == "openai":
         target = with_model(url or OPENAI_URL, model)
         if api_key:
@@ -54,14 +69,14 @@ def endpoint(name: str, model: str, api_key: str | None, url: str = "",
         target = with_model(url, model)
         if api_key:
             out["api-key"] = api_key
-    elif name == "custom":
-        target = with_model(url, model)
+    elif name in ("custom", "xai"):
+        target = with_model(url or (XAI_URL if name == "xai" else ""), model)
         if api_key:
             out["Authorization"] = f"Bearer {api_key}"
     else:
-        raise ValueError(f"unknown provider {name!r}; expected openai, azure or custom")
+        raise ValueError(f"unknown provider {name!r}; expected {', '.join(PROVIDERS)}")
     out.update(headers or {})
-    return Endpoint(target, out)
+    return Endpoint(target, out, wire)
 
 
 def realtime_url(base_url: str) -> str:
@@ -87,7 +102,7 @@ def base_url_from_env(env: Mapping[str, str] | None = None) -> str | None:
 
 
 def openai_endpoint(model: str, *, api_key: str | None = None, base_url: str | None = None,
-                    headers: Mapping[str, str] | None = None) -> Endpoint:
+                    headers: Mapping[str, str] | None = None, dialect: str = "") -> Endpoint:
     """OpenAI's realtime endpoint the way the OpenAI SDK finds it.
 
     Explicit arguments win; then ``$OPENAI_API_KEY`` and ``$OPENAI_BASE_URL``; then the
@@ -104,4 +119,4 @@ def openai_endpoint(model: str, *, api_key: str | None = None, base_url: str | N
     except ValueError as exc:
         where = "base_url" if base_url is not None else "$OPENAI_BASE_URL"
         raise ValueError(f"{where}: {exc}") from None
-    return endpoint("openai", model, api_key, url, headers)
+    return endpoint("openai", model, api_key, url, headers, dialect)

@@ -8,10 +8,11 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 from rtdproc import KEY, wait_until, write_config
 
 from rtd.audio.file_backend import read_wav as read_pcm24
-from rtd.emulator import DEMO_QUESTION_WAV, Emulator, load_scenario
+from rtd.emulator import DEMO_QUESTION_WAV, DEMO_SCENARIO, Emulator, load_scenario
 from rtd.emulator.voice import synthesize
 
 
@@ -20,11 +21,19 @@ def read_wav(path: Path) -> tuple[int, int, bytes]:
         return w.getframerate(), w.getnchannels(), w.readframes(w.getnframes())
 
 
-def test_conversation_with_a_tool_call(run_rtd, demo_emulator, tmp_path):
-    emu = demo_emulator
+@pytest.fixture(params=["ga", "beta", "xai"])
+def dialect_emulator(request):
+    """The demo's emulator in each dialect: the same conversation must hold in all of them."""
+    with Emulator(scenario=load_scenario(DEMO_SCENARIO), voice_engine="tones",
+                  dialect=request.param) as emu:
+        yield emu
+
+
+def test_conversation_with_a_tool_call(run_rtd, dialect_emulator, tmp_path):
+    emu = dialect_emulator
     out = tmp_path / "speaker.wav"
     conf = write_config(tmp_path / "rtd.toml", emu.url, input_wav=DEMO_QUESTION_WAV,
-                        output_wav=out)
+                        output_wav=out, provider=f'dialect = "{emu.dialect.name}"')
     d = run_rtd("run", "--config", str(conf))
     assert f"using config {conf} (--config)" in d.wait_for_line("using config")
     answer = d.wait_for_line("assistant: It is ", timeout=40)

@@ -116,3 +116,16 @@ def test_daemon_config_without_base_url_is_the_hosted_service() -> None:
 def test_daemon_config_reports_a_bad_openai_base_url() -> None:
     with pytest.raises(ConfigError, match=r"\$OPENAI_BASE_URL: expected an http"):
         _config({"OPENAI_API_KEY": "sk-d", "OPENAI_BASE_URL": "nonsense"})
+
+
+def test_daemon_config_speaks_the_providers_dialect_unless_told() -> None:
+    xai = Daemon._endpoint(_config({"OPENAI_API_KEY": "k"},
+                                   '[provider]\nname = "xai"\nmodel = "grok-voice-latest"\n'))
+    assert xai.url == "wss://api.x.ai/v1/realtime?model=grok-voice-latest"
+    assert xai.dialect.name == "xai"
+    beta = Daemon._endpoint(_config({"OPENAI_API_KEY": "k"}, '[provider]\nname = "custom"\n'
+                                    'url = "ws://127.0.0.1:1/v1/realtime"\ndialect = "beta"\n'))
+    assert beta.dialect.name == "beta" and beta.headers["OpenAI-Beta"] == "realtime=v1"
+    assert Daemon._endpoint(_config({"OPENAI_API_KEY": "k"})).dialect.name == "ga"
+    with pytest.raises(ConfigError, match=r"provider.dialect: expected one of"):
+        _config({"OPENAI_API_KEY": "k"}, '[provider]\ndialect = "bta"\n')
