@@ -468,7 +468,8 @@ class Realtime:
     """A realtime voice app: decorate tools, receivers and senders, then `run()`.
 
     Parameters mirror the daemon's configuration (`rtd.config`): ``provider`` "openai",
-    "azure" or "custom" (``url`` required for the last two); ``api_key`` defaults to
+    "azure", "xai" or "custom" (``url`` required for azure and custom), ``dialect`` the shape
+    of the wire ("ga", "beta", "xai"; default: the provider's); ``api_key`` defaults to
     ``$OPENAI_API_KEY`` (optional for custom servers); ``turn_detection`` "server_vad",
     "semantic_vad" or None for manual turns; ``output`` "audio" or "text"; ``audio_input`` and
     ``audio_output`` "none" (the default: no devices), "sounddevice" (the default device), or
@@ -482,7 +483,7 @@ class Realtime:
     def __init__(self, model: str = "gpt-realtime-2", instructions: str | None = None,
                  voice: str = "marin", *, turn_detection: Any = "server_vad",
                  output: str | None = None, provider: str = "openai", url: str | None = None,
-                 api_key: str | None = None,
+                 api_key: str | None = None, dialect: str | None = None,
                  audio_input: str | os.PathLike[str] | None = "none",
                  audio_output: str | os.PathLike[str] | None = "none",
                  response_timeout: float = 60.0, modalities: Any = _UNSET,
@@ -502,6 +503,8 @@ class Realtime:
         provider_table: dict[str, Any] = {"name": provider, "model": model}
         if url:
             provider_table["url"] = url
+        if dialect is not None:
+            provider_table["dialect"] = dialect
         self._table: dict[str, Any] = {
             "provider": provider_table,
             "session": session_table,

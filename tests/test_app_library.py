@@ -397,3 +397,32 @@ def test_the_guides_examples_run(emu, tmp_path):
         assert proc.returncode == 0, proc.stderr
         outputs.append(proc.stdout)
     assert outputs == ["you: assistant: I heard you.\nyou: ", "assistant: I heard you.\n"]
+
+
+@pytest.mark.parametrize("dialect", ["beta", "xai"])
+def test_per_response_tools_and_wav_input_in_other_dialects(dialect):
+    turns = (Turn(call="lookup", arguments={"word": "x"}), Turn(reply="Heard."))
+    with Emulator(voice_engine="tones", dialect=dialect,
+                  scenario=Scenario(turns=turns)) as emu:
+        app = app_for(emu, dialect=dialect, output="text", turn_detection=None)
+
+        @app.tool(offered=False)
+        def lookup(word: str) -> str:
+            """Look a word up."""
+            return "found"
+
+        inputs = [("Use lookup.", [lookup]), io.BytesIO(DEMO_QUESTION_WAV.read_bytes())]
+
+        @app.sender
+        def send():
+            if not inputs:
+                raise rtd.Stop
+            return inputs.pop(0)
+
+        texts: list[str] = []
+        app.receiver("text", "audio_transcript")(texts.append)  # xAI answers in audio only
+        app.run(timeout=RUN)
+        create = next(e for e in emu.received if e["type"] == "response.create")
+        assert [t["name"] for t in create["response"]["tools"]] == ["lookup"]
+        assert emu.input_audio == read_wav(DEMO_QUESTION_WAV)[0]
+    assert texts == ["found", "Heard."]
