@@ -560,3 +560,20 @@ def test_ctrl_c_at_a_prompt_ends_the_example_within_seconds(emu, run_example):
     assert code == -signal.SIGINT, example.stderr  # asyncio.run's KeyboardInterrupt
     assert example.stderr.rstrip().endswith("KeyboardInterrupt")  # no fatal error after it
     assert emu.sessions[-1].client_close is not None  # the app hung up before exiting
+
+
+def test_a_missing_key_says_which_variable_to_set(monkeypatch):
+    from rtd.exceptions import ConfigError
+    from rtd.mirascope import Realtime
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    app = Realtime(MODEL)
+
+    @app.sender()
+    async def send(context):
+        return "hi"
+
+    with pytest.raises(ConfigError, match=r"no API key: set \$OPENAI_API_KEY"):
+        asyncio.run(app.run())
+    assert not app.is_running()

@@ -5,7 +5,7 @@
 Mirascope dropped its realtime module in 2.x, and its 1.x code speaks the beta protocol shape
 that OpenAI has switched off. This package offers the same names with the same signatures on
 rtd's runtime and the GA protocol; docs/mirascope.md lists what runs unchanged and what
-differs. Importing it costs little: the runtime loads when an app first runs.
+differs. The runtime (actors, WebSocket client, sounddevice) loads when an app first runs.
 """
 
 from __future__ import annotations

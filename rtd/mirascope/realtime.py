@@ -31,6 +31,7 @@ from typing import Any, Literal, TypeAlias
 
 from rtd.app import Realtime as _App
 from rtd.app import unexpected_keyword
+from rtd.exceptions import ConfigError
 from rtd.mirascope.tool import OpenAIRealtimeTool, tool_type
 from rtd.tools import Tool, current_call
 
@@ -47,6 +48,9 @@ ResponseType: TypeAlias = ChunkResponseType | TextResponseType | AudioResponseTy
 
 TOOL_TIMEOUT = 120.0
 """Seconds a function-call handler may take before the model is told it timed out."""
+
+_NO_KEY = ("no API key: set $OPENAI_API_KEY (and $OPENAI_BASE_URL for a server other than "
+           "OpenAI's, e.g. http://127.0.0.1:8765/v1 for rtd emulate)")
 
 NotSet: Any = object()
 """A keyword not given: the server's (here: rtd's) default applies."""
@@ -225,7 +229,12 @@ class Realtime:
         (``EOFError``), or the task is cancelled (Ctrl-C)."""
         if self.is_running():
             raise RuntimeError("Already running")
-        await self._app.run_async()
+        try:
+            await self._app.run_async()
+        except ConfigError as exc:  # this API has no api_key=: say what it does read
+            problems = [_NO_KEY if p.startswith("api_key: no API key") else p
+                        for p in exc.problems]
+            raise ConfigError(problems, exc.source) from None
 
     def is_running(self) -> bool:
         return self._app.running
