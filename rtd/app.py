@@ -544,6 +544,10 @@ class Realtime:
         self._loop: asyncio.AbstractEventLoop | None = None
         """The caller's event loop under `run_async` / ``async with``: async code runs there."""
         self._on_stopped: list[Callable[[], None]] = []
+        self.session_defaults_from_server: set[str] = set()
+        """Dotted GA session fields left out of session.update, so the server's defaults
+        apply (``"instructions"``, ``"audio.output.voice"``): for APIs whose "not given"
+        meant the server's choice."""
         self._reset()
         for t in tools:
             self.tool(t)
@@ -1003,7 +1007,14 @@ class Realtime:
         offered per response) and the GA fields rtd's config has no key for."""
         session = dict(update["session"])
         session["tools"] = [t.schema() for n, t in self._tools.items() if n in self._offered]
-        return {**update, "session": _merge(session, self._session_extra)}
+        session = _merge(session, self._session_extra)
+        for path in self.session_defaults_from_server:
+            *parents, last = path.split(".")
+            table = session
+            for key in parents:
+                table[key] = table = dict(table.get(key) or {})
+            table.pop(last, None)
+        return {**update, "session": session}
 
     def _supervise(self, daemon: Daemon) -> None:
         """The daemon's supervisor loop, then the teardown: always on this thread."""

@@ -292,6 +292,8 @@ def test_text_input_output(emu, harness, tmp_path):
     assert session["output_modalities"] == ["text"] and session["model"] == MODEL
     assert session["audio"]["input"]["turn_detection"]["type"] == "server_vad"
     assert "transcription" not in session["audio"]["input"]  # beta's default: none
+    # not given, so not sent: the server's own instructions and voice apply, as with Mirascope
+    assert "instructions" not in session and "voice" not in session["audio"]["output"]
     said = [e["item"]["content"][0]["text"] for e in seen.received
             if e["type"] == "conversation.item.create"]
     assert said == ["Hi!", "That's all."]

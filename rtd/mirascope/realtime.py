@@ -122,6 +122,10 @@ class Realtime:
         self.function_call_handlers: dict[str, Callable[..., Any]] = {}
         self._types: dict[str, type[OpenAIRealtimeTool]] = {}
         self._app = _App(model, **given)
+        # not given: not sent, so the server's own defaults apply, as with Mirascope
+        self._app.session_defaults_from_server = {
+            path for path, value in (("instructions", instructions),
+                                     ("audio.output.voice", voice)) if value is NotSet}
         self._app.context = self.context
         self._raw_receivers: list[tuple[str | None, Callable[..., Any]]] = []
         for item in ([] if tools is NotSet else tools):
