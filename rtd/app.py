@@ -81,6 +81,11 @@ another thread); Ctrl-C in `run()` stops it cleanly and `run()` returns. An app 
 runs until one of those. Any other exception in a sender is the daemon's business: it is logged
 and the sender is restarted after a growing delay.
 
+A sender may read its input with ``input()``: on the app's threads, when stdin is a pipe, rtd
+reads the line from stdin's descriptor itself, so Ctrl-C while it waits ends the program
+cleanly (a thread blocked in the builtin holds stdin's lock, and the interpreter aborts at
+exit over it).
+
 `run()` raises `rtd.exceptions.ConfigError` for an unusable configuration (also raised by the
 constructor for invalid parameters), the cause of a start-up failure (e.g. `AudioFileError` for
 a missing WAV), `AuthenticationError`/`RtdError` when the daemon stops on its own (refused key,
@@ -116,6 +121,7 @@ a worker pool; `context` is one plain dict shared by all of them, so guard compo
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import contextlib
 import dataclasses
@@ -125,6 +131,7 @@ import logging
 import math
 import os
 import re
+import sys
 import tempfile
 import threading
 import time
@@ -182,6 +189,57 @@ class _Stopping(Exception):
 _inside = threading.local()
 """``inside`` is True on threads running the app's receivers and senders: stop() from there
 must not wait for the actors (which would wait for that very thread)."""
+
+
+def stdin_fd() -> int | None:
+    """stdin's file descriptor, or None when `sys.stdin` is not backed by one."""
+    try:
+        return sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def read_stdin_line(fd: int, prompt: object = "") -> str:
+    """``input(prompt)`` read from the descriptor itself, a byte at a time.
+
+    Nothing is read beyond the newline, and `sys.stdin`'s buffer (and its lock) is never
+    taken: a thread still blocked here when the program ends cannot make the interpreter
+    abort at shutdown, as one blocked in ``input()`` on a pipe does ("could not acquire lock
+    for <stdin>"). The end of input raises `EOFError`, as ``input()`` does.
+    """
+    if prompt:
+        sys.stdout.write(str(prompt))
+        sys.stdout.flush()
+    data = bytearray()
+    while True:
+        byte = os.read(fd, 1)
+        if not byte:
+            if not data:
+                raise EOFError("EOF when reading a line")
+            break
+        if byte == b"\n":
+            break
+        data += byte
+    encoding = getattr(sys.stdin, "encoding", None) or "utf-8"
+    return data.decode(encoding, errors="replace").removesuffix("\r")
+
+
+_builtin_input = builtins.input
+
+
+def _input(prompt: object = "") -> str:
+    """``input()`` as the app's senders and receivers get it: on a pipe, `read_stdin_line`
+    (so Ctrl-C while one waits for a line ends the program cleanly); elsewhere, and on a
+    terminal (where ``input()`` holds no lock and edits the line), the builtin."""
+    fd = stdin_fd() if getattr(_inside, "inside", False) else None
+    if fd is not None and not os.isatty(fd):
+        return read_stdin_line(fd, prompt)
+    return _builtin_input(prompt)
+
+
+def _install_input() -> None:
+    if builtins.input is _builtin_input:
+        builtins.input = _input
 
 
 def _audio_table(value: str | os.PathLike[str] | None, where: str) -> dict[str, str]:
@@ -962,6 +1020,7 @@ class Realtime:
 
         if not self._stopped.is_set():
             raise RuntimeError("this app is already running")
+        _install_input()
         config = self._build_config(require_key=True)
         receivers = [self._receiver_class(s) for s in self._receivers]
         senders = [self._sender_class(s) for s in self._senders]

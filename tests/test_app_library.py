@@ -272,37 +272,42 @@ def test_eof_ends_a_sender_like_stop(emu):
             if e["type"] == "conversation.item.create"] == ["one"]
 
 
-def test_ctrl_c_stops_run_within_a_few_seconds(emu, tmp_path):
+@pytest.mark.parametrize("waits", ["time.sleep(0.05)", "input('you: ')"],
+                         ids=["idle", "in-input-on-a-pipe"])
+def test_ctrl_c_stops_run_within_a_few_seconds(emu, tmp_path, waits):
     script = tmp_path / "app.py"
     script.write_text(textwrap.dedent(f"""
         import rtd, time
         app = rtd.Realtime(provider="custom", url={emu.url!r}, output="text")
-
         started = []
 
         @app.sender
-        def idle():
+        def wait():
             if not started:
                 started.append(print("connected", flush=True))
-            time.sleep(0.05)
+            {waits}
             return None
 
         app.run()
         print("run returned", flush=True)
     """))
     env = {**os.environ, "OPENAI_API_KEY": "sk-test"}
-    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    # stdin stays an open, silent pipe: input() waits for a line that never comes
+    proc = subprocess.Popen([sys.executable, str(script)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout.readline() == "connected\n"  # senders start once connected
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=STOP_WITHIN)
+        proc.wait(timeout=STOP_WITHIN)  # stdin still open: no EOF ends it instead
+        out, err = proc.stdout.read(), proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 0, err
-    assert out == "run returned\n" and "Traceback" not in err
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+    assert proc.returncode == 0, err  # no abort over a thread holding stdin's lock
+    assert out.endswith("run returned\n") and "Traceback" not in err and "Fatal" not in err
 
 
 # -- asyncio ------------------------------------------------------------------------------------

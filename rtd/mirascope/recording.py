@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from rtd.app import read_stdin_line, stdin_fd
 from rtd.audio.resample import StreamResampler
 
 logger = logging.getLogger(__name__)
@@ -47,41 +48,13 @@ _reading: concurrent.futures.Future[str] | None = None
 _reading_lock = threading.Lock()
 
 
-def _stdin_fd() -> int | None:
-    try:
-        return sys.stdin.fileno()
-    except (AttributeError, OSError, ValueError):  # replaced by an object without a file
-        return None
-
-
-def _read_fd_line(fd: int) -> str:
-    """One line from the file descriptor itself, a byte at a time: nothing is read beyond the
-    newline, and `sys.stdin`'s buffer (and its lock) is never touched, so a thread blocked
-    here cannot stall the interpreter's shutdown."""
-    data = bytearray()
-    while True:
-        byte = os.read(fd, 1)
-        if not byte:
-            if not data:
-                raise EOFError("EOF when reading a line")
-            break
-        if byte == b"\n":
-            break
-        data += byte
-    encoding = getattr(sys.stdin, "encoding", None) or "utf-8"
-    return data.decode(encoding, errors="replace").removesuffix("\r")
-
-
 def _read_line(prompt: str, future: concurrent.futures.Future[str]) -> None:
     try:
-        fd = _stdin_fd()
-        if fd is None:
+        fd = stdin_fd()
+        if fd is None or os.isatty(fd):  # a terminal: the builtin edits the line, locks nothing
             future.set_result(input(prompt))
             return
-        if prompt:
-            sys.stdout.write(prompt)
-            sys.stdout.flush()
-        future.set_result(_read_fd_line(fd))
+        future.set_result(read_stdin_line(fd, prompt))
     except BaseException as exc:  # EOFError at the end of input, above all
         future.set_exception(exc)
 
@@ -90,10 +63,10 @@ async def async_input(prompt: str = "") -> str:
     """``input(prompt)`` without blocking the event loop: the prompt goes to stdout, the line
     comes back without its newline, and the end of input raises `EOFError`.
 
-    The line is read from stdin's file descriptor on a daemon thread of its own (not the
-    loop's executor, and not through `sys.stdin`'s buffer), so a program ending while it
-    waits for a line (Ctrl-C) is not held up by it. A read that was given up (its awaiter
-    cancelled) is not lost: the next call gets its line.
+    The line is read on a daemon thread of its own (not the loop's executor), from a pipe
+    with `rtd.app.read_stdin_line` (not through `sys.stdin`'s buffer), so a program ending
+    while it waits for a line (Ctrl-C) is neither held up nor aborted by it. A read that was
+    given up (its awaiter cancelled) is not lost: the next call gets its line.
     """
     global _reading
     with _reading_lock:
