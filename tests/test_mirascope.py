@@ -265,11 +265,12 @@ def test_the_copies_differ_from_mirascope_only_in_the_import():
 # -- text ---------------------------------------------------------------------------------------
 
 
-def run_text(name: str, emu: Emulator, harness: Path, tmp_path: Path, lines: str
+def run_text(name: str, emu: Emulator, tmp_path: Path, lines: str
              ) -> subprocess.CompletedProcess[str]:
+    """Run a text example with ``lines`` as its whole stdin (it ends at their end)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "RTD_"))}
     env.update(OPENAI_BASE_URL=f"http://127.0.0.1:{emu.port}/v1",
-               OPENAI_API_KEY="sk-test-mirascope", PYTHONPATH=str(harness))
+               OPENAI_API_KEY="sk-test-mirascope")
     try:
         proc = subprocess.run([sys.executable, str(EXAMPLES / name)], input=lines,
                               capture_output=True, text=True, env=env, cwd=tmp_path,
@@ -280,9 +281,9 @@ def run_text(name: str, emu: Emulator, harness: Path, tmp_path: Path, lines: str
     return proc
 
 
-def test_text_input_output(emu, harness, tmp_path):
+def test_text_input_output(emu, tmp_path):
     seen = scripted(emu, Turn(reply="Hello there."), Turn(reply="Bye now."))
-    proc = run_text("text_input_output.py", emu, harness, tmp_path, "Hi!\nThat's all.\n")
+    proc = run_text("text_input_output.py", emu, tmp_path, "Hi!\nThat's all.\n")
     # each prompt waits for the answer before it (wait_for_text_response); the end of input
     # ends the sender, and with it the app
     assert proc.stdout == ("Enter your message: AI(text): Hello there.\n"
@@ -300,9 +301,9 @@ def test_text_input_output(emu, harness, tmp_path):
     assert emu.sessions[-1].client_close is not None  # it hung up properly
 
 
-def test_text_input_output_tools(emu, harness, tmp_path):
+def test_text_input_output_tools(emu, tmp_path):
     seen = scripted(emu, Turn(call="format_book", arguments=BOOK))
-    proc = run_text("text_input_output_tools.py", emu, harness, tmp_path, "science fiction\n")
+    proc = run_text("text_input_output_tools.py", emu, tmp_path, "science fiction\n")
     assert proc.stdout == ("Enter a genre: AI(text): Dune by Frank Herbert\n"
                            "Enter a genre: ")
     (offered,) = seen.session()["tools"]
@@ -317,9 +318,9 @@ def test_text_input_output_tools(emu, harness, tmp_path):
     assert items[1]["output"] == "Dune by Frank Herbert"  # the handler's result
 
 
-def test_text_input_output_dynamic_tools(emu, harness, tmp_path):
+def test_text_input_output_dynamic_tools(emu, tmp_path):
     seen = scripted(emu, Turn(call="format_book", arguments=BOOK))
-    proc = run_text("text_input_output_dynamic_tools.py", emu, harness, tmp_path, "fantasy\n")
+    proc = run_text("text_input_output_dynamic_tools.py", emu, tmp_path, "fantasy\n")
     # the handler prints the tool's result, then the answer after it arrives
     assert proc.stdout == ("Enter a genre: Dune by Frank Herbert\n"
                            "AI(text): Dune by Frank Herbert\n"
