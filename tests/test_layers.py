@@ -29,7 +29,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     {"config": ("rtd.config", "rtd.plugins")},
     {"actors": ("rtd.supervisor", "rtd.actors")},
     {"daemon": ("rtd.daemon", "rtd.service")},
-    {"faces": ("rtd", "rtd.__main__", "rtd.cli", "rtd.app", "rtd.client")},
+    {"faces": ("rtd", "rtd.__main__", "rtd.cli", "rtd.app", "rtd.client", "rtd.mirascope")},
 ]
 #: A separate peer: it may import only these groups besides its own.
 EMULATOR = "rtd.emulator"

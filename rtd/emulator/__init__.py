@@ -21,7 +21,8 @@ with their ids), `input_audio` and `input_audio_bytes`, `id`, `expires_at`, `cli
 (the client's close frame, None without one), `ended` (a threading.Event)), `injected` (the
 faults fired so far), `attempts` (upgrade requests, refused ones included), `connections`,
 `headers`, `paths`, `input_audio`, and `wait_for` / `wait_for_sent` / `wait_for_injected` for
-past-or-future events.
+past-or-future events. `rescript(scenario)` answers the turns that follow from another
+scenario, so one emulator can serve a whole test module.
 
 Behaviour worth knowing
 -----------------------

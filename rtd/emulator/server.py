@@ -408,6 +408,14 @@ class Emulator:
     def scenario(self) -> Scenario:
         return self._state.scenario
 
+    def rescript(self, scenario: Scenario) -> None:
+        """Answer the user turns that follow from ``scenario``, counted from its first turn.
+
+        For a test module sharing one emulator between tests that each script their own
+        conversation. Faults given to the constructor stay; the scenario's own are not added.
+        """
+        self._state.rescript(scenario)
+
     @property
     def voice_engine(self) -> str:
         """The engine in use ("espeak" or "tones"; "auto" is resolved at construction)."""

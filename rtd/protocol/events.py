@@ -199,7 +199,10 @@ def function_call_output(call_id: str, output: str, *,
     return {"type": "conversation.item.create", "item": item}
 
 
-def response_create() -> dict[str, Any]:
+def response_create(response: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Ask for a response; ``response`` overrides the session for it (GA `response` object)."""
+    if response:
+        return {"type": "response.create", "response": dict(response)}
     return {"type": "response.create"}
 
 
