@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pykka
@@ -39,6 +40,7 @@ from rtd.messages import (
     InputAudio,
     Interrupt,
     RequestResponse,
+    ServerEventReceived,
     Sleep,
     StatusReport,
     ToolCall,
@@ -294,6 +296,8 @@ class SessionActor(RtdActor):
         elif isinstance(message, _Event):
             if message.generation == self.generation:
                 self._saw(message.event)
+                if self.bus.wants(ServerEventReceived):
+                    self.bus.publish(ServerEventReceived(MappingProxyType(message.event)))
                 self._apply(self.conversation.server_event(message.event))
             elif (self._standby_gen and message.generation == self._standby_gen
                   and message.event.get("type") == "session.created"):
