@@ -196,6 +196,7 @@ class SessionActor(RtdActor):
         self.budget = DailyBudget(0, None)
         self._counting_since = 0.0     # monotonic: connected time counted up to here
         self._over_budget = False      # no connection until local midnight
+        self._low_warned: object = None  # the day the "minutes left" line was logged
         # counters since start, for rtd status
         self.turns = 0
         """User turns: spoken turns the server committed, and typed messages."""
@@ -454,6 +455,7 @@ class SessionActor(RtdActor):
         if self.budget.exhausted:
             self._budget_used_up()
             return
+        self._budget_low()
         if self.on_demand and self.open and self._idle_for(now) >= self.policy.idle_close_s:
             self._sleep(f"nobody spoke for {self.policy.idle_close_s:g} s")
             return
@@ -510,6 +512,16 @@ class SessionActor(RtdActor):
         return (f"the daily limit of {self.budget.limit_minutes:g} connected minutes "
                 f"(session.max_minutes_per_day) is used up; offline until local midnight, "
                 f"in {hours:.1f} h")
+
+    def _budget_low(self) -> None:
+        """One line a day when a tenth (at least a minute) of the daily minutes is left."""
+        left = self.budget.seconds_left()
+        if (left is None or self._low_warned == self.budget.day
+                or left > max(60.0, self.budget.limit_minutes * 6)):
+            return
+        self._low_warned = self.budget.day
+        logger.info("%.1f of today's %g connected minutes (session.max_minutes_per_day) are "
+                    "left", left / 60, self.budget.limit_minutes)
 
     def _budget_used_up(self) -> None:
         """Close (or do not open) the conversation until midnight: one log line."""
