@@ -17,6 +17,7 @@ from rtd.actors.audio_output import AudioOutputActor
 from rtd.actors.receiver import ReceiverActor
 from rtd.actors.sender import SenderActor
 from rtd.actors.session import SessionActor, TransportSettings
+from rtd.actors.state import StateActor
 from rtd.actors.tools import ToolsActor
 from rtd.audio import AudioInput, AudioOutput, open_input, open_output
 from rtd.components import Receiver, Sender
@@ -83,6 +84,10 @@ class Daemon:
             children.append(child)
             keys[child.name] = key
 
+        # the state only reacts to what others report: it is up before anything reports
+        speaker = config.audio_output.backend != "none" and config.session.output == "audio"
+        add(Child("state", self._start_state(speaker), StateActor.receives_for(speaker)),
+            speaker)
         tools = self._tools(config)
         add(Child("tools", self._start_tools(tools), ToolsActor.receives),
             tuple((name, settings, timeout) for name, (_, settings, timeout) in tools.items()))
@@ -101,8 +106,10 @@ class Daemon:
             response_timeout=p.response_timeout, audio_backlog_ms=config.audio_input.backlog_ms)
         # the server refuses a new voice once the conversation has audio: a new voice needs a
         # new conversation, so it restarts the session like a new server does
-        add(Child("session", self._start_session(target, transport), SessionActor.receives),
-            (target, transport, config.session.voice))
+        barge_in_min_ms = config.audio.barge_in_min_ms
+        add(Child("session", self._start_session(target, transport, speaker, barge_in_min_ms),
+                  SessionActor.receives),
+            (target, transport, config.session.voice, speaker, barge_in_min_ms))
         for name, c in config.enabled("senders").items():
             cls = c.component or self.registry.senders[name]
             add(Child(f"senders.{name}", self._component(SenderActor, cls, c.settings),
@@ -139,12 +146,19 @@ class Daemon:
             return AudioOutputActor.start(bus, crash, self.output)
         return start
 
-    def _start_session(self, target: Endpoint, transport: TransportSettings
-                       ) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+    def _start_session(self, target: Endpoint, transport: TransportSettings, speaker: bool,
+                       barge_in_min_ms: int) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
         def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
             # the current settings: a session restarted after a reload starts with the new ones
             return SessionActor.start(bus, crash, target, self.session_update,
-                                      transport=transport)
+                                      transport=transport, playback=speaker,
+                                      barge_in_min_ms=barge_in_min_ms)
+        return start
+
+    @staticmethod
+    def _start_state(speaker: bool) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+        def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+            return StateActor.start(bus, crash, speaker=speaker)
         return start
 
     def _start_input(self, a: AudioInputConfig) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:

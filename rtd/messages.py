@@ -54,6 +54,29 @@ class ConnectionState:
     connected: bool
     detail: str
     """Human-readable: the URL (never credentials) or why it closed."""
+    expected: bool = False
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """The server heard the user start speaking (``input_audio_buffer.speech_started``)."""
+
+    item_id: str
+    """The user item the speech will become once committed."""
+    audio_start_ms: int
+    """Milliseconds into the connection's input audio where the speech began."""
+
+
+@dataclass(frozen=True)
+class SpeechStopped:
+    """The server heard the user stop speaking (``input_audio_buffer.speech_stopped``)."""
+
+    item_id: str
+    audio_end_ms: int
+    """Milliseconds into the connection's input audio where the speech ended."""
+    answered: bool = True
+    """False when the speech was too short to interrupt the assistant (``[audio]
+    barge_in_min_ms``): it is dropped, and no answer follows."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +184,11 @@ class AudioTranscript:
     kind: ClassVar[str] = "audio_transcript"
     item_id: str
     text: str
+    """What the user heard: when the user interrupted the assistant, the server's transcript
+    of the part that was played (the rest was never heard)."""
+    interrupted: bool = False
+    """The user cut this answer short (barge-in, an interrupt button, a new push-to-talk
+    turn): ``text`` is the part that was played."""
 
 
 @dataclass(frozen=True)
@@ -213,16 +241,19 @@ class ToolCallEvent:
         return f"{self.name}({self.arguments or '{}'}) -> {self.output}"
 
 
-State = Literal["idle", "listening", "thinking", "speaking", "error"]
+State = Literal["idle", "listening", "user_speaking", "thinking", "tool_running", "speaking",
+                "reconnecting", "error"]
 
 
 @dataclass(frozen=True)
 class StateEvent:
-    """The conversation changed state: idle, listening, thinking, speaking, or error."""
+    """The conversation changed state (TEMPORARY until the shared vocabulary lands)."""
 
     kind: ClassVar[str] = "state"
     state: State
     detail: str = ""
+    previous: State | None = None
+    muted: bool = False
 
 
 @dataclass(frozen=True)
@@ -267,6 +298,40 @@ class RequestResponse:
 @dataclass(frozen=True)
 class Interrupt:
     """Stop the assistant: cancel the response and silence the speaker."""
+
+    source: str = "sender"
+
+
+@dataclass(frozen=True)
+class StartTurn:
+    """TEMPORARY"""
+
+
+@dataclass(frozen=True)
+class EndTurn:
+    """TEMPORARY"""
+
+
+@dataclass(frozen=True)
+class CancelTurn:
+    """TEMPORARY"""
+
+
+@dataclass(frozen=True)
+class PlaybackStarted:
+    """TEMPORARY"""
+
+    item_id: str
+
+
+@dataclass(frozen=True)
+class PlaybackStopped:
+    """TEMPORARY"""
+
+    item_id: str
+    played_ms: int
+    received_ms: int
+    interrupted: bool
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,17 @@ import pykka
 
 from rtd.conversation import Conversation, Publish, Send
 from rtd.messages import (
+    CancelTurn,
     Commit,
     ConnectionState,
+    EndTurn,
     ErrorEvent,
     Fatal,
     InputAudio,
     Interrupt,
+    PlaybackStopped,
     RequestResponse,
+    StartTurn,
     ToolCallEvent,
     UpdateSession,
     UserText,
@@ -73,16 +77,20 @@ class _Disconnected:
 class SessionActor(RtdActor):
     name = "session"
     receives = (InputAudio, ToolCallEvent, UserText, Commit, RequestResponse, Interrupt,
-                UpdateSession)
+                UpdateSession, StartTurn, EndTurn, CancelTurn, PlaybackStopped)
 
     def __init__(self, bus: Bus, on_crash: Callable[[str, BaseException], None],
                  target: Endpoint, session_update: Mapping[str, Any], *,
-                 transport: TransportSettings | None = None) -> None:
+                 transport: TransportSettings | None = None, playback: bool = False,
+                 barge_in_min_ms: int = 0) -> None:
+        """``playback``: a speaker plays the assistant's audio and reports what it played
+        (`PlaybackStopped`); ``barge_in_min_ms``: see `Conversation`."""
         super().__init__(bus, on_crash)
         self.target = target
         self.session_update = dict(session_update)
         self.settings = transport or TransportSettings()
-        self.conversation = Conversation(wants=bus.wants)
+        self.conversation = Conversation(wants=bus.wants, playback=playback,
+                                         barge_in_min_ms=barge_in_min_ms)
         self.transport: Transport | None = None
         self.generation = 0
         """The connection the conversation is on; 0 while there is none."""
@@ -127,13 +135,19 @@ class SessionActor(RtdActor):
         if isinstance(message, InputAudio):
             if self.transport is not None:
                 self.transport.send_audio(message.pcm)
+                commands = self.conversation.input_audio(len(message.pcm))
+                if commands:
+                    self._apply(commands)
         elif isinstance(message, _Event):
             if message.generation == self.generation:
                 self._apply(self.conversation.server_event(message.event))
         elif isinstance(message, ToolCallEvent):
             self._apply(self.conversation.tool_result(message))
-        elif isinstance(message, (UserText, Commit, RequestResponse, Interrupt)):
+        elif isinstance(message, (UserText, Commit, RequestResponse, Interrupt, StartTurn,
+                                  EndTurn, CancelTurn)):
             self._apply(self.conversation.sender_input(message))
+        elif isinstance(message, PlaybackStopped):
+            self._apply(self.conversation.playback_stopped(message))
         elif isinstance(message, _Connected):
             self.generation = message.generation
             self._announced = True

@@ -174,6 +174,26 @@ def input_audio_commit() -> dict[str, Any]:
     return {"type": "input_audio_buffer.commit"}
 
 
+def input_audio_clear() -> dict[str, Any]:
+    """Drop the input audio not yet committed: a manual turn starts afresh."""
+    return {"type": "input_audio_buffer.clear"}
+
+
+def item_truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
+    """Cut an assistant item's audio (and the server's transcript of it) at what was heard."""
+    return {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0,
+            "audio_end_ms": int(audio_end_ms)}
+
+
+def item_delete(item_id: str) -> dict[str, Any]:
+    return {"type": "conversation.item.delete", "item_id": item_id}
+
+
+def item_retrieve(item_id: str) -> dict[str, Any]:
+    """Ask for an item as the server keeps it (after a truncation: the transcript heard)."""
+    return {"type": "conversation.item.retrieve", "item_id": item_id}
+
+
 def user_text(text: str, *, item_id: str | None = None) -> dict[str, Any]:
     """A typed user message, as senders (and scripts) add one.
 
