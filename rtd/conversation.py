@@ -33,8 +33,9 @@ Rules that are not the protocol's own:
 
 Barge-in (see docs/talking.md): when the user speaks over the assistant (the server's
 ``speech_started`` while audio is at the speaker or a response is active), or a sender
-interrupts, it publishes `Interrupt` (source "session") so the speaker stops, cancels the
-response unless the server did (``interrupt_response``), and drops late deltas of the cut items.
+interrupts, it publishes `Interrupt` (source "barge_in", or "turn" for a new manual turn) so
+the speaker stops, cancels the response unless the server did (``interrupt_response``), and
+drops late deltas of the cut items.
 The speaker's `PlaybackStopped` says how much was heard: the item is truncated there
 (``audio_end_ms`` capped at the audio received) or deleted when nothing was heard. The
 assistant's transcript waits for the speaker: it is published once the item played to its end,
@@ -91,6 +92,8 @@ transcript = logging.getLogger("rtd.conversation")
 
 MAX_ITEMS = 500
 """Items kept (oldest forgotten first): enough for a long conversation's replay."""
+OWN_INTERRUPTS = frozenset({"barge_in", "turn"})
+"""`Interrupt` sources the conversation publishes itself (and so ignores when they come back)."""
 MAX_PENDING_INPUT = 32
 """Sender requests (text, commit, respond) held while disconnected, sent once connected."""
 MAX_CALLS_PER_RESPONSE = 64
@@ -388,13 +391,13 @@ class Conversation:
             self._owed = True
             self._maybe_request()
         elif isinstance(message, Interrupt):
-            if message.source != "session":  # the session's own, back from the bus: done
+            if message.source not in OWN_INTERRUPTS:  # the session's own, back from the bus
                 self._speech = None
                 self._cut_now()
                 self._cancel_response()
         elif isinstance(message, StartTurn):
             if self._assistant_busy():  # talking over the assistant: it stops at once
-                self._barge_in("a new turn started", server_cancelled=False)
+                self._barge_in("a new turn started", server_cancelled=False, source="turn")
             self._send(events.input_audio_clear())
             self._respond_on_commit = False
         elif isinstance(message, EndTurn):
@@ -453,11 +456,11 @@ class Conversation:
     def _assistant_busy(self) -> bool:
         return bool(self._at_speaker) or self._active or self._requested
 
-    def _barge_in(self, why: str, *, server_cancelled: bool) -> None:
+    def _barge_in(self, why: str, *, server_cancelled: bool, source: str = "barge_in") -> None:
         """Stop the assistant: the speaker at once, the response unless the server did."""
         self._speech = None
         logger.info("barge-in: %s", why)
-        self._publish(Interrupt(source="session"))
+        self._publish(Interrupt(source))
         self._cut_now()
         if not server_cancelled:
             self._cancel_response()

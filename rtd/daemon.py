@@ -14,6 +14,7 @@ import pykka
 
 from rtd.actors.audio_input import AudioInputActor
 from rtd.actors.audio_output import AudioOutputActor
+from rtd.actors.control import ControlActor
 from rtd.actors.receiver import ReceiverActor
 from rtd.actors.sender import SenderActor
 from rtd.actors.session import SessionActor, TransportSettings
@@ -21,7 +22,13 @@ from rtd.actors.state import StateActor
 from rtd.actors.tools import ToolsActor
 from rtd.audio import AudioInput, AudioOutput, open_input, open_output
 from rtd.components import Receiver, Sender
-from rtd.config import AudioInputConfig, AudioOutputConfig, Config, default_registry
+from rtd.config import (
+    AudioInputConfig,
+    AudioOutputConfig,
+    Config,
+    ControlConfig,
+    default_registry,
+)
 from rtd.messages import UpdateSession
 from rtd.plugins import Registry
 from rtd.protocol import events
@@ -84,6 +91,9 @@ class Daemon:
             children.append(child)
             keys[child.name] = key
 
+        # first up, last down: `rtd status` answers while everything else starts and stops
+        add(Child("control", self._start_control(config.control), ControlActor.receives,
+                  critical=False), config.control)
         # the state only reacts to what others report: it is up before anything reports
         speaker = config.audio_output.backend != "none" and config.session.output == "audio"
         add(Child("state", self._start_state(speaker), StateActor.receives_for(speaker)),
@@ -127,6 +137,12 @@ class Daemon:
         def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
             instance = cls(settings) if cls.Settings is not None else cls()
             return actor.start(bus, crash, instance)
+        return start
+
+    @staticmethod
+    def _start_control(c: ControlConfig) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+        def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+            return ControlActor.start(bus, crash, c.path, c.mode)
         return start
 
     @staticmethod
