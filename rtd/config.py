@@ -78,6 +78,11 @@ class SessionConfig:
                               min=0.0, max=1.0)
     silence_ms: int = setting(500, "server_vad: milliseconds of silence that end a turn",
                          min=0, max=10000)
+    prefix_padding_ms: int = setting(300, "server_vad: milliseconds of audio before the "
+                                     "detected speech that are kept with it", min=0, max=5000)
+    idle_timeout_ms: int = setting(0, "server_vad: milliseconds of the user's silence after "
+                                   "which the model speaks up by itself; 0: never",
+                                   min=0, max=600000)
     eagerness: str = setting("auto", "semantic_vad: how quickly the model answers",
                         choices=("low", "medium", "high", "auto"))
     noise_reduction: str = setting("far_field", "input noise reduction for the microphone type",

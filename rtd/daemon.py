@@ -69,7 +69,8 @@ class Daemon:
 
     def _session_update(self, config: Config) -> dict[str, Any]:
         tools = [tool.schema() for tool, _, _ in self._tools(config).values()]
-        return events.session_update(config.session, config.provider.model, tools)
+        return events.session_update(config.session, config.provider.model, tools,
+                                     barge_in_min_ms=config.audio.barge_in_min_ms)
 
     @staticmethod
     def _endpoint(config: Config) -> Endpoint:

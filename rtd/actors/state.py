@@ -115,6 +115,8 @@ class StateMachine:
         if state == self.state and why != "mute":
             return None
         previous, self.state = self.state, state
+        if state == "error" and self.facts.fatal is None and self.facts.error is not None:
+            why = self.facts.error  # the error itself, not the last fact that uncovered it
         if why == "mute":
             why = "microphone muted" if muted else "microphone unmuted"
         return StateEvent(state, why, previous, muted)
