@@ -561,8 +561,19 @@ class SoundDeviceOutput(_Device, BufferedOutput):
             callback=self._callback,
         )
 
+    def _open(self) -> None:
+        super()._open()
+        try:
+            latency = float(self._stream.latency)
+        except (TypeError, ValueError, AttributeError):  # a backend that reports none
+            latency = 0.0
+        # what the callback hands over is heard this much later: played_ms counts from there
+        self.set_latency(latency)
+
     def _lost(self) -> None:
-        self.buffer.clear()  # what was queued for a speaker that is gone will not be heard
+        # what was queued for a speaker that is gone will not be heard, nor what it held
+        self.buffer.clear(cut=False)
+        self.buffer.device_drained()
 
     def start(self) -> None:
         if self._started or self._stopped:
