@@ -754,7 +754,9 @@ class Conversation:
         if key in self._announced:
             return
         _remember(self._announced, key, None)
-        self._publish(OutputAudioDone(item_id))
+        if not (self._playback and item_id in self._cut and item_id not in self._at_speaker):
+            # a cut item the speaker already reported, or never got, has nothing to finish
+            self._publish(OutputAudioDone(item_id))
         chunks = self._audio.pop(item_id, None)
         self._audio_bytes.pop(item_id, None)
         if chunks is not None:

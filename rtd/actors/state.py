@@ -27,6 +27,7 @@ from rtd.messages import (
     ErrorEvent,
     Fatal,
     Mute,
+    OutputAudioDone,
     PlaybackStarted,
     PlaybackStopped,
     ResponseDone,
@@ -63,6 +64,12 @@ class Facts:
     """The user's turn ended and its answer has not started yet (no TurnState says so yet)."""
     playing: dict[str, None] = field(default_factory=dict)
     """Assistant items between PlaybackStarted and PlaybackStopped."""
+    queued: dict[str, None] = field(default_factory=dict)
+    """Items the server sent in full (OutputAudioDone) that the speaker has not started: the
+    answer is on its way to the speaker, so the turn is not over."""
+    ended: dict[str, None] = field(default_factory=dict)
+    """Items the speaker reported stopped: a late OutputAudioDone of a cut item queues
+    nothing."""
     streaming: bool = False
     """No speaker: the active response is producing text or a transcript."""
     tools: dict[str, str] = field(default_factory=dict)
@@ -88,7 +95,8 @@ def derive(f: Facts) -> State:
         return "tool_running"
     if f.streaming:
         return "speaking"
-    if f.awaiting or f.turn.response_active or f.turn.response_requested or f.turn.response_owed:
+    if (f.awaiting or f.queued or f.turn.response_active or f.turn.response_requested
+            or f.turn.response_owed):
         return "thinking"
     if f.error is not None:
         return "error"
@@ -131,6 +139,7 @@ class StateMachine:
             f.connection = "closed" if getattr(m, "expected", False) else "lost"
             f.user_speaking = f.awaiting = f.streaming = False
             f.tools.clear()
+            f.queued.clear()
             return (f"conversation closed: {m.detail}" if f.connection == "closed"
                     else f"connection lost: {m.detail}")
         if isinstance(m, Fatal):
@@ -147,6 +156,7 @@ class StateMachine:
                 "waiting for the answer" if busy else "the response ended")
         if isinstance(m, SpeechStarted):
             f.user_speaking, f.awaiting, f.error = True, False, None
+            f.queued.clear()  # whatever was on its way is cut or was lost
             return "the user started speaking"
         if isinstance(m, SpeechStopped):
             f.user_speaking = False
@@ -164,12 +174,20 @@ class StateMachine:
         if isinstance(m, CancelTurn):
             f.user_speaking = f.awaiting = False
             return "the user's turn was cancelled"
+        if isinstance(m, OutputAudioDone):
+            if not self.speaker or m.item_id in f.ended or m.item_id in f.playing:
+                return None
+            _track(f.queued, m.item_id, None)
+            return "the answer is on its way to the speaker"
         if isinstance(m, PlaybackStarted):
+            f.queued.pop(m.item_id, None)
             _track(f.playing, m.item_id, None)
             return f"playing {m.item_id}"
         if isinstance(m, PlaybackStopped):
+            _track(f.ended, m.item_id, None)
+            queued = f.queued.pop(m.item_id, ()) != ()
             if f.playing.pop(m.item_id, ()) == ():
-                return None
+                return "nothing of it was played" if queued else None
             return (f"{m.item_id} interrupted after {m.played_ms} ms" if m.interrupted
                     else f"{m.item_id} played to its end")
         if isinstance(m, ToolCall):
@@ -215,8 +233,8 @@ class StateActor(RtdActor):
     name = "state"
     inputs: tuple[type, ...] = (
         ConnectionState, Fatal, TurnState, SpeechStarted, SpeechStopped, StartTurn, EndTurn,
-        CancelTurn, PlaybackStarted, PlaybackStopped, ToolCall, ToolCallEvent, ResponseDone,
-        ErrorEvent, Mute)
+        CancelTurn, OutputAudioDone, PlaybackStarted, PlaybackStopped, ToolCall, ToolCallEvent,
+        ResponseDone, ErrorEvent, Mute)
 
     @classmethod
     def receives_for(cls, speaker: bool) -> tuple[type, ...]:

@@ -22,6 +22,7 @@ from rtd.messages import (
     ErrorEvent,
     Fatal,
     Mute,
+    OutputAudioDone,
     PlaybackStarted,
     PlaybackStopped,
     ResponseDone,
@@ -152,6 +153,23 @@ def test_a_cough_under_barge_in_min_ms_leaves_the_assistant_speaking():
     s.feed(ACTIVE, PlaybackStarted("a1"), IDLE)
     assert s.feed(SpeechStarted("u2", 3000), SpeechStopped("u2", 3150, answered=False)) == []
     assert s.feed(PlaybackStopped("a1", 4000, 4000, False)) == ["listening"]  # not thinking
+
+
+def test_an_answer_sent_in_full_before_it_plays_stays_thinking_until_the_first_sample():
+    s = listening()
+    s.feed(SpeechStarted("u1", 0), SpeechStopped("u1", 500), ACTIVE)
+    assert s.feed(OutputAudioDone("a1"), ResponseDone("r", "completed"), IDLE) == []
+    assert s.last.state == "thinking"  # no flicker through listening
+    assert s.feed(PlaybackStarted("a1")) == ["speaking"]
+    assert s.feed(PlaybackStopped("a1", 900, 900, False)) == ["listening"]
+
+
+def test_a_cut_item_that_never_played_ends_the_wait():
+    s = listening()
+    s.feed(REQUESTED, ACTIVE, OutputAudioDone("a1"), IDLE)
+    assert s.feed(PlaybackStopped("a1", 0, 900, True)) == ["listening"]
+    assert s.last.detail == "nothing of it was played"
+    assert s.feed(OutputAudioDone("a1")) == []  # late: the speaker is done with it
 
 
 def test_speaking_then_thinking_while_the_response_goes_on():
