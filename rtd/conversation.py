@@ -204,6 +204,8 @@ class Conversation:
         self._server_interrupts = True
         self._server_responds = True
         self._respond_on_commit = False        # EndTurn: respond once the commit is confirmed
+        self._vad_padding_ms = 0
+        self._vad_silence_ms = 0
         self._input_bytes = 0                  # input audio sent on this connection
         self._speech: tuple[str, int] | None = None  # speech over the assistant, not yet a
         #                                              barge-in: (item id, audio_start_ms)
@@ -292,6 +294,9 @@ class Conversation:
         td = td if isinstance(td, Mapping) else {}
         self._server_interrupts = not self._manual and bool(td.get("interrupt_response", True))
         self._server_responds = not self._manual and bool(td.get("create_response", True))
+        # speech events' audio_start_ms includes the padding, audio_end_ms the silence
+        self._vad_padding_ms = int(td.get("prefix_padding_ms") or 0)
+        self._vad_silence_ms = int(td.get("silence_duration_ms") or 0)
 
     # -- the connection -------------------------------------------------------------------
 
@@ -416,9 +421,11 @@ class Conversation:
         if self._speech is None or not self._connected:
             return []
         self._out = []
-        lasted = self._input_bytes // BYTES_PER_MS - self._speech[1]
-        if lasted >= self._barge_in_min_ms:
-            self._barge_in(f"the user spoke over the assistant for {lasted} ms",
+        # the server's speech_stopped comes silence_ms after the speech ends: speech that has
+        # not stopped by onset + barge_in_min_ms + silence_ms lasted barge_in_min_ms
+        heard = self._input_bytes // BYTES_PER_MS - self._speech[1] - self._vad_padding_ms
+        if heard >= self._barge_in_min_ms + self._vad_silence_ms:
+            self._barge_in(f"the user spoke over the assistant for {heard} ms",
                            server_cancelled=self._server_interrupts)
         return self._finish()
 
@@ -843,8 +850,10 @@ class Conversation:
         answered = True
         if self._speech is not None:
             speech_id, start = self._speech
-            if end - start >= self._barge_in_min_ms:
-                self._barge_in(f"the user spoke over the assistant for {end - start} ms",
+            # both ends include the server's padding and silence: take them off
+            lasted = end - start - self._vad_padding_ms - self._vad_silence_ms
+            if lasted >= self._barge_in_min_ms:
+                self._barge_in(f"the user spoke over the assistant for {lasted} ms",
                                server_cancelled=self._server_interrupts)
             else:
                 self._speech = None
@@ -852,7 +861,7 @@ class Conversation:
                 _remember(self._coughs, item_id or speech_id, None)
                 logger.info("%d ms of speech over the assistant: shorter than "
                             "audio.barge_in_min_ms (%d ms), so not an interruption; dropped",
-                            end - start, self._barge_in_min_ms)
+                            max(0, lasted), self._barge_in_min_ms)
         self._publish(SpeechStopped(item_id, end, answered))
 
     def _on_committed(self, data: Mapping[str, Any]) -> None:

@@ -221,6 +221,23 @@ def test_speech_that_lasts_barge_in_min_ms_interrupts_while_it_goes_on():
     assert run.sent_types()[-1] == "response.create"  # create_response false: rtd asks
 
 
+def test_the_servers_padding_and_silence_are_not_counted_as_speech():
+    td = {**VAD_CLIENT, "prefix_padding_ms": 300, "silence_duration_ms": 500}
+    run = talk(td, barge_in_min_ms=300)
+    feed(run, 48 * 1000)
+    playing(run)
+    # a 200 ms cough from 1.3 s: the server says 1000 (less the padding) .. 2000 (plus silence)
+    feed(run, speech_started(1000), 48 * 950)  # 1950 ms sent: not stopped yet, not decided
+    assert run.of(Interrupt) == []
+    feed(run, speech_stopped(2000))
+    assert run.of(SpeechStopped)[-1].answered is False and run.of(Interrupt) == []
+    # speech from 5.3 s still going at 5.3 + 0.3 + 0.5 s: it lasted 300 ms
+    feed(run, 48 * 3000, speech_started(5000), 48 * 1140)  # 6090 ms sent
+    assert run.of(Interrupt) == []
+    feed(run, 48 * 10)
+    assert run.of(Interrupt) == [Interrupt("barge_in")]
+
+
 def test_without_create_response_rtd_answers_each_committed_turn():
     run = talk(VAD_CLIENT, barge_in_min_ms=300)
     feed(run, speech_started(0), speech_stopped(900), committed())
