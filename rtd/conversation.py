@@ -423,9 +423,10 @@ class Conversation:
         self._out = []
         # the server's speech_stopped comes silence_ms after the speech ends: speech that has
         # not stopped by onset + barge_in_min_ms + silence_ms lasted barge_in_min_ms
-        heard = self._input_bytes // BYTES_PER_MS - self._speech[1] - self._vad_padding_ms
-        if heard >= self._barge_in_min_ms + self._vad_silence_ms:
-            self._barge_in(f"the user spoke over the assistant for {heard} ms",
+        lasted = (self._input_bytes // BYTES_PER_MS - self._speech[1] - self._vad_padding_ms
+                  - self._vad_silence_ms)
+        if lasted >= self._barge_in_min_ms:
+            self._barge_in(f"the user spoke over the assistant for {lasted} ms at least",
                            server_cancelled=self._server_interrupts)
         return self._finish()
 

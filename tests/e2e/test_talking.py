@@ -106,6 +106,37 @@ def test_speaking_over_the_assistant_stops_it_and_keeps_only_what_was_heard(run_
     assert "Traceback" not in d.output and KEY not in d.output
 
 
+def test_a_cough_under_barge_in_min_ms_leaves_the_answer_playing(run_rtd, tmp_path):
+    # the question; a 150 ms cough 2 s into the story; 1.2 s of real speech 4 s into it
+    mic = write_wav(tmp_path / "mic.wav", quiet(0.5), speech(1.0), quiet(2.5), speech(0.15),
+                    quiet(2.0), speech(1.2))
+    out = tmp_path / "speaker.wav"
+    with Emulator(scenario=load_scenario(scenario(
+            tmp_path, ("Tell me a story.", STORY), ("(cough)", "Bless you."),
+            ("Stop.", "Okay."))), voice_engine="tones") as emu:
+        conf = configure(tmp_path / "rtd.toml", emu.url, mic, out,
+                         '[audio]\necho = "none"\nbarge_in_min_ms = 300\n[receivers.console]\n')
+        d = run_rtd("run", "--config", str(conf))
+        d.wait_for_line("shorter than audio.barge_in_min_ms", timeout=40)
+        d.wait_for_line("assistant (interrupted): ", timeout=30)
+        d.wait_for_line("assistant: Okay.", timeout=30)
+        assert d.stop() == 0
+    received = emu.received
+    turn = received[0]["session"]["audio"]["input"]["turn_detection"]
+    assert (turn["interrupt_response"], turn["create_response"]) == (False, False)
+    committed = [e["item_id"] for e in emu.sent if e["type"] == "input_audio_buffer.committed"]
+    assert len(committed) == 3
+    deleted = [e["item_id"] for e in received if e["type"] == "conversation.item.delete"]
+    assert deleted == [committed[1]]  # the cough, and nothing else
+    assert [e["type"] for e in received].count("response.create") == 2  # story, "Stop."
+    [truncate] = [e for e in received if e["type"] == "conversation.item.truncate"]
+    story_ms = len(synthesize(STORY, "tones")) // 48
+    assert 0 < truncate["audio_end_ms"] < story_ms
+    assert not [e for e in emu.sent if e["type"] == "error"]
+    assert "Bless you" not in d.output and "(cough)" not in d.output
+    assert "user: Stop." in d.output
+
+
 def input_event(code: int, value: int, kind: int = 1) -> bytes:
     """One kernel ``struct input_event`` (64-bit: timeval, type, code, value)."""
     return struct.pack("@llHHi", 1_700_000_000, 0, kind, code, value)
