@@ -434,8 +434,19 @@ class Conversation:
         """The speaker finished an item or cut it short: publish what the user heard."""
         self._out = []
         item_id = message.item_id
-        if self._at_speaker.pop(item_id, ()) == ():
+        if item_id not in self._at_speaker:
             return self._finish()
+        # the speaker reports items in the order it got them: one given to it earlier and
+        # never reported was lost with a speaker that restarted
+        for lost in list(self._at_speaker):
+            if lost == item_id:
+                break
+            del self._at_speaker[lost]
+            self._received.pop(lost, None)
+            text = self._held.pop(lost, None)
+            if text is not None:
+                self._announce(lost, text, False)
+        del self._at_speaker[item_id]
         received = self._received.pop(item_id, 0) // BYTES_PER_MS
         if not message.interrupted:
             text = self._held.pop(item_id, None)

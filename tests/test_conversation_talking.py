@@ -152,6 +152,16 @@ def test_a_transcript_waits_for_the_speaker_to_play_its_item():
     assert run.of(AudioTranscript) == [AudioTranscript("a1", "all of it", False)]
 
 
+def test_an_item_a_restarted_speaker_never_reported_is_published_when_a_later_one_is():
+    run = talk()
+    playing(run, "a1")
+    feed(run, transcript_done("a1", "first"), done("r"))
+    feed(run, created("r2"), added(msg("a2", "assistant", status="in_progress")), delta("a2"),
+         transcript_done("a2", "second"), stopped("a2", MS, MS, interrupted=False))
+    assert run.of(AudioTranscript) == [AudioTranscript("a1", "first"),
+                                       AudioTranscript("a2", "second")]
+
+
 def test_without_a_speaker_the_transcript_is_published_at_once():
     run = Run(Conversation(playback=False))
     run.step(("connect", URL))

@@ -217,3 +217,32 @@ def test_text_only_answers_play_nothing_and_are_still_transcribed(run_rtd, tmp_p
     assert not [e for e in emu.sent if e["type"] == "response.output_audio.delta"]
     assert not any(read_pcm(out))  # the speaker played silence only
     assert "you: Is the oven on?" in d.output
+
+
+def test_typed_and_spoken_turns_share_one_spoken_conversation(run_rtd, tmp_path, env):
+    import subprocess
+    import sys
+
+    sock, out, log = tmp_path / "rtd.sock", tmp_path / "speaker.wav", tmp_path / "t.jsonl"
+    mic = write_wav(tmp_path / "mic.wav", quiet(0.5), speech(1.0))
+    with Emulator(scenario=load_scenario(scenario(tmp_path, ("What time is it?", "Noon."),
+                                                  ("", "Yes, it is on."))),
+                  voice_engine="tones") as emu:
+        conf = configure(tmp_path / "rtd.toml", emu.url, mic, out,
+                         f'[audio]\necho = "none"\n[senders.socket]\npath = "{sock}"\n'
+                         f'[receivers.transcript_log]\npath = "{log}"\n')
+        d = run_rtd("run", "--config", str(conf))
+        d.wait_for_line("assistant: Noon.", timeout=30)
+        assert wait_until(sock.exists, timeout=20)
+        say = subprocess.run([sys.executable, "-m", "rtd", "say", "--socket", str(sock),
+                              "Is the oven on?"], capture_output=True, text=True, env=env,
+                             timeout=20)
+        assert say.returncode == 0, say.stderr
+        d.wait_for_line("assistant: Yes, it is on.", timeout=30)
+        assert wait_until(lambda: read_pcm(out).find(synthesize("Yes, it is on.", "tones"))
+                          >= 0, timeout=20)  # the typed question was answered aloud
+        assert d.stop() == 0
+    assert emu.connections == 1
+    rows = [(x["role"], x["text"]) for x in map(json.loads, log.read_text().splitlines())]
+    assert rows == [("user", "What time is it?"), ("assistant", "Noon."),
+                    ("user", "Is the oven on?"), ("assistant", "Yes, it is on.")]
