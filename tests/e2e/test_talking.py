@@ -246,3 +246,39 @@ def test_typed_and_spoken_turns_share_one_spoken_conversation(run_rtd, tmp_path,
     rows = [(x["role"], x["text"]) for x in map(json.loads, log.read_text().splitlines())]
     assert rows == [("user", "What time is it?"), ("assistant", "Noon."),
                     ("user", "Is the oven on?"), ("assistant", "Yes, it is on.")]
+
+
+def test_rtd_talk_start_and_stop_take_a_manual_turn_and_status_shows_the_state(
+        run_rtd, tmp_path, env):
+    import subprocess
+    import sys
+
+    mic = write_wav(tmp_path / "mic.wav", speech(3.0))
+    out = tmp_path / "speaker.wav"
+
+    def rtd(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "rtd", *args, "--config", str(conf)],
+                              capture_output=True, text=True, env=env, timeout=20)
+
+    with Emulator(scenario=load_scenario(scenario(tmp_path, ("Lights on.", "Done."))),
+                  voice_engine="tones") as emu:
+        conf = configure(tmp_path / "rtd.toml", emu.url, mic, out,
+                         '[session]\nturn_detection = "none"\n[audio]\necho = "none"\n')
+        d = run_rtd("run", "--config", str(conf))
+        d.wait_for_line("session ready", timeout=20)
+        assert rtd("talk", "start").returncode == 0
+        d.wait_for_line("-> user_speaking", timeout=10)
+        status = json.loads(rtd("status", "--json").stdout)
+        assert status["state"] == "user_speaking"
+        assert wait_until(lambda: sum(e.get("audio_bytes") or 0 for e in emu.received
+                                      if e["type"] == "input_audio_buffer.append") > RATE,
+                          timeout=10)
+        assert rtd("talk", "stop").returncode == 0
+        d.wait_for_line("assistant: Done.", timeout=30)
+        d.wait_for_line("state speaking -> listening", timeout=20)
+        assert json.loads(rtd("status", "--json").stdout)["state"] == "listening"
+        assert d.stop() == 0
+    types = [e["type"] for e in emu.received if e["type"] != "input_audio_buffer.append"]
+    turn = types[types.index("input_audio_buffer.clear"):]
+    assert turn[:3] == ["input_audio_buffer.clear", "input_audio_buffer.commit",
+                        "response.create"]
