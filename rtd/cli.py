@@ -89,7 +89,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         backend.stop()
     p = config.provider
     print(f"provider: {p.name}, model {p.model}, key "
-          f"{'from ' + config.api_key.origin if config.api_key else 'none'}")
+          f"{'from ' + config.api_key.origin if config.api_key else 'none'}"
+          f"{', server $OPENAI_BASE_URL ' + config.base_url if config.base_url else ''}")
     for kind in ("tools", "senders", "receivers"):
         print(f"{kind}: {', '.join(config.enabled(kind)) or 'none'}")
     problems.extend(config.component_problems)
@@ -243,7 +244,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     from rtd.emulator import serve
 
     serve(args.host, args.port, args.scenario, args.api_key, args.voice, args.max_session,
-          auth_failure=args.auth_failure, faults=args.fault)
+          auth_failure=args.auth_failure, faults=args.fault, dialect=args.dialect)
     return EX_OK
 
 
@@ -397,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='inject a fault, written like a [[fault]] table\'s inside, e.g. '
                    '\'at = "upgrade", do = "http", status = 503, retry_after = 2\' '
                    "(repeatable; see `pydoc rtd.emulator`)")
+    p.add_argument("--dialect", choices=["ga", "beta", "xai"], default="ga",
+                   help="the wire shape to speak: GA (default), the older beta shape, or "
+                   "xAI's")
     p.set_defaults(func=cmd_emulate)
 
     p = sub.add_parser(

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import pykka
@@ -29,6 +30,7 @@ from rtd.messages import (
     Interrupt,
     PlaybackStopped,
     RequestResponse,
+    ServerEventReceived,
     StartTurn,
     ToolCallEvent,
     UpdateSession,
@@ -140,6 +142,8 @@ class SessionActor(RtdActor):
                     self._apply(commands)
         elif isinstance(message, _Event):
             if message.generation == self.generation:
+                if self.bus.wants(ServerEventReceived):
+                    self.bus.publish(ServerEventReceived(MappingProxyType(message.event)))
                 self._apply(self.conversation.server_event(message.event))
         elif isinstance(message, ToolCallEvent):
             self._apply(self.conversation.tool_result(message))

@@ -50,7 +50,7 @@ import websocket
 
 from rtd.exceptions import ConnectionFailed
 from rtd.protocol import events
-from rtd.protocol.connection import open_websocket
+from rtd.protocol.connection import encode_event, open_websocket
 from rtd.protocol.endings import Ending, classify
 from rtd.protocol.providers import Endpoint
 
@@ -253,6 +253,7 @@ class _Link:
         self.ping_sent: float | None = None    # a ping is unanswered since then
         self.sending_since: float | None = None
         self.last_data = self.opened            # the last text or binary frame
+        self.data_before = self.opened          # last_data before the frame being read
         self.due_since: float | None = None     # a response is due since then
         self.error: tuple[str, str, float] | None = None  # last error event: code, message, when
         self.writer: threading.Thread | None = None
@@ -385,7 +386,7 @@ class Transport:
         Never blocks: if the control queue is full, the server has stopped reading and the
         connection is declared dead. Raises ValueError for an event without a string type.
         """
-        text = events.encode_client_event(event)
+        text = encode_event(event, self.endpoint)
         with self._lock:
             link = self._link
             if link is None or link.generation != generation or link.ending is not None:
@@ -530,7 +531,7 @@ class Transport:
         """Run one connection to its end: (how it ended, seconds it lasted); None if stopped."""
         ws.sock.settimeout(self.send_timeout)
         try:
-            hello = [events.encode_client_event(e) for e in self._hello()]
+            hello = [encode_event(e, self.endpoint) for e in self._hello()]
         except Exception:
             logger.exception("building the first events for %s failed", self.endpoint.safe_url)
             ws.shutdown()
@@ -618,7 +619,7 @@ class Transport:
                problem: str | None) -> None:
         url = self.endpoint.safe_url
         if opcode in (_OP_TEXT, _OP_BINARY) or problem:
-            link.last_data = time.monotonic()
+            link.data_before, link.last_data = link.last_data, time.monotonic()
         if problem is not None:
             if problem.startswith("oversized:"):
                 self._report("frame oversized", logging.WARNING,
@@ -663,6 +664,10 @@ class Transport:
             self._report("frame not an event", logging.WARNING,
                          "skipped a frame from %s that is not an event (a JSON object with a "
                          "string type): %r", url, payload[:60])
+            return
+        event = self.endpoint.dialect.incoming(event)
+        if event is None:  # the dialect's own (an xAI ping): no sign that a response comes
+            link.last_data = link.data_before
             return
         error = event.get("error") if event["type"] == "error" else None
         code = error.get("code") if isinstance(error, dict) else None
