@@ -162,8 +162,8 @@ class Daemon:
             # a sound device that is missing or busy does not fail the start: the backend
             # keeps looking for it (rtd.audio.sounddevice_backend)
             self.output = open_output(a.backend, device=a.device, path=a.path,
-                                      buffer_seconds=a.buffer_seconds, where="audio.output",
-                                      wait=True)
+                                      buffer_seconds=a.buffer_seconds, block_ms=a.block_ms,
+                                      where="audio.output", wait=True)
             logger.info("speaker: %s", self.output.description)
             return AudioOutputActor.start(bus, crash, self.output)
         return start
@@ -186,7 +186,7 @@ class Daemon:
     def _start_input(self, a: AudioInputConfig) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
         def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
             self.input = open_input(a.backend, device=a.device, path=a.path,
-                                    block_ms=a.block_ms, where="audio.input", wait=True)
+                                    block_ms=a.block, where="audio.input", wait=True)
             logger.info("microphone: %s", self.input.description)
             return AudioInputActor.start(bus, crash, self.input)
         return start

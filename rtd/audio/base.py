@@ -151,12 +151,13 @@ class BufferedOutput(AudioOutput):
     the server sent before it heard of the barge-in) is counted as received but not played.
     """
 
-    def __init__(self, rate: int, channels: int, buffer_seconds: float) -> None:
+    def __init__(self, rate: int, channels: int, buffer_seconds: float,
+                 quality: str = "HQ") -> None:
         self.rate = rate
         self.channels = channels
         self.buffer = PlaybackBuffer(rate, channels, buffer_seconds)
         # One resampler reused for every item: it is flushed (and so reset) between items.
-        self._resampler = StreamResampler(RATE, rate, 1, channels)
+        self._resampler = StreamResampler(RATE, rate, 1, channels, quality=quality)
         self._current: str | None = None
         self._received: OrderedDict[str, int] = OrderedDict()
         self._cut: OrderedDict[str, None] = OrderedDict()
