@@ -8,8 +8,8 @@ event types in `EVENT_TYPES`, which receivers name by their ``kind``, and the se
 (`UserText`, `Commit`, `RequestResponse`, `Interrupt`, `Mute`, `StartTurn`, `EndTurn`,
 `CancelTurn`, `Wake`, `Sleep`) that `SenderContext` sends. The rest (`InputAudio`,
 `OutputAudioDone`, `PlaybackStarted`, `PlaybackStopped`, `StatusReport`, `ToolCall`,
-`ConnectionState`, `ResponseStarted`, `ResponseDone`, `TurnState`, `Fatal`) is the runtime's
-own and may change between releases.
+`ConnectionState`, `SpeechStarted`, `SpeechStopped`, `ResponseStarted`, `ResponseDone`,
+`TurnState`, `Fatal`) is the runtime's own and may change between releases.
 
 Streaming types are marked ``lossy``: a receiver that falls behind loses some of them rather
 than the daemon's memory. The core actors that take the same messages (the speaker takes
