@@ -123,10 +123,10 @@ class StateMachine:
         if state == self.state and why != "mute":
             return None
         previous, self.state = self.state, state
-        if state == "error" and self.facts.fatal is None and self.facts.error is not None:
-            why = self.facts.error  # the error itself, not the last fact that uncovered it
         if why == "mute":
             why = "microphone muted" if muted else "microphone unmuted"
+        elif state == "error" and self.facts.fatal is None and self.facts.error is not None:
+            why = self.facts.error  # the error itself, not the last fact that uncovered it
         return StateEvent(state, why, previous, muted)
 
     def _apply(self, m: object) -> str | None:
@@ -136,7 +136,7 @@ class StateMachine:
             if m.connected:
                 f.connection, f.error = "up", None
                 return f"connected to {m.detail}" if m.detail else "connected"
-            f.connection = "closed" if getattr(m, "expected", False) else "lost"
+            f.connection = "closed" if m.expected else "lost"
             f.user_speaking = f.awaiting = f.streaming = False
             f.tools.clear()
             f.queued.clear()
@@ -245,6 +245,11 @@ class StateActor(RtdActor):
                  speaker: bool = True) -> None:
         super().__init__(bus, on_crash)
         self.machine = StateMachine(speaker=speaker)
+
+    def setup(self) -> None:
+        # the first event: nothing is open yet (`rtd status` has a state from the start)
+        self.bus.publish(StateEvent(self.machine.state, "rtd is starting", None,
+                                    self.machine.facts.muted))
 
     def handle(self, message: Any) -> Any:
         event = self.machine.feed(message)

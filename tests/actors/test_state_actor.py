@@ -50,8 +50,8 @@ class States:
         self.bus = Bus()
         self.events: list[StateEvent] = []
         self.bus.observe(lambda m: self.events.append(m) if isinstance(m, StateEvent) else None)
-        self.ref = StateActor.start(self.bus, lambda n, e: None, speaker=speaker)
         self.bus.subscribe("state", StateActor.receives_for(speaker))
+        self.ref = StateActor.start(self.bus, lambda n, e: None, speaker=speaker)
         self.bus.attach("state", self.ref)
         assert self.ref.ask(Ping(), timeout=5) is None
 
@@ -78,6 +78,11 @@ def listening() -> States:
     s = States()
     assert s.feed(UP) == ["listening"]
     return s
+
+
+def test_the_first_event_is_idle_with_no_previous_state():
+    s = States()
+    assert s.events == [StateEvent("idle", "rtd is starting", None, False)]
 
 
 def test_idle_to_listening_on_connecting():
@@ -233,3 +238,10 @@ def test_every_transition_row_of_the_docs_names_states_that_exist():
                                                  for r in rows)))
     assert named <= set(STATES) | {"same"}
     assert set(STATES) <= named
+
+
+def test_muting_in_an_error_says_so():
+    s = listening()
+    s.feed(ErrorEvent("server", "rate_limit_exceeded", "slow down"))
+    assert s.feed(Mute(True)) == ["error"]
+    assert s.last == StateEvent("error", "microphone muted", "error", True)
