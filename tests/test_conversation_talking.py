@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_conversation import PCM, URL, Run, added, created, delta, done, error, msg
 
 from rtd.conversation import Conversation
@@ -292,3 +294,53 @@ def test_typed_text_is_part_of_the_transcript(caplog):
     [typed] = run.of(InputTranscript)
     assert typed.text == "is the oven on?" and typed.item_id.startswith("rtd_item_")
     assert "user: is the oven on?" in caplog.text
+
+
+# -- properties ----------------------------------------------------------------------------------
+
+STEP = st.one_of(
+    st.tuples(st.just("delta"), st.sampled_from(["a1", "a2"])),
+    st.tuples(st.just("speech"), st.integers(0, 5000)),
+    st.tuples(st.just("stopped"), st.sampled_from(["a1", "a2"]), st.integers(-50, 10_000),
+              st.booleans()),
+    st.tuples(st.just("audio"), st.integers(0, 48 * 500)),
+    st.tuples(st.just("interrupt"), st.sampled_from(["sender", "barge_in", "turn"])),
+    st.tuples(st.just("done"), st.sampled_from(["completed", "cancelled"])),
+    st.tuples(st.just("truncated"), st.sampled_from(["a1", "a2"])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(STEP, max_size=30), st.sampled_from([0, 300]),
+       st.sampled_from([VAD, VAD_CLIENT, None]))
+def test_a_truncation_never_asks_for_more_audio_than_arrived(steps, min_ms, td):
+    run = talk(td, barge_in_min_ms=min_ms)
+    feed(run, created("r"), added(msg("a1", "assistant", status="in_progress")),
+         added(msg("a2", "assistant", status="in_progress")))
+    received = {"a1": 0, "a2": 0}
+    for step in steps:
+        before = len(run.of(AudioChunk))
+        if step[0] == "delta":
+            feed(run, delta(step[1]))
+            if len(run.of(AudioChunk)) > before:
+                received[step[1]] += MS
+        elif step[0] == "speech":
+            feed(run, speech_started(step[1]))
+        elif step[0] == "stopped":
+            feed(run, stopped(step[1], step[2], interrupted=step[3]))
+        elif step[0] == "audio":
+            feed(run, step[1])
+        elif step[0] == "interrupt":
+            feed(run, Interrupt(step[1]))
+        elif step[0] == "done":
+            feed(run, done("r", step[1]))
+        else:
+            feed(run, truncated(step[1], 0))
+    for event in run.sent:
+        if event["type"] == "conversation.item.truncate":
+            assert 0 < event["audio_end_ms"] <= received[event["item_id"]]
+            assert event["content_index"] == 0
+    published = [t.item_id for t in run.of(AudioTranscript)]
+    assert len(published) == len(set(published))  # each answer told once
+    own = [m for m in run.of(Interrupt) if m.source not in ("barge_in", "turn")]
+    assert own == []  # the session only ever publishes its own kinds
