@@ -269,7 +269,10 @@ class PushToTalkSettings:
         if not self.device:
             raise ValueError("device: required: the input device to read, e.g. "
                              "/dev/input/by-id/usb-...-event-kbd (ls /dev/input/by-id/)")
-        key_code(self.key)
+        try:
+            key_code(self.key)
+        except ValueError as exc:
+            raise ValueError(f"key: {exc}") from None
 
 
 class PushToTalkSender(Sender):

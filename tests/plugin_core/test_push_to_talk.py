@@ -48,7 +48,7 @@ def test_an_unknown_key_name_says_what_was_meant():
 def test_the_settings_need_a_device_and_a_known_key():
     with pytest.raises(ValueError, match="device: required"):
         PushToTalkSettings()
-    with pytest.raises(ValueError, match="unknown key"):
+    with pytest.raises(ValueError, match="key: unknown key 'SPACEBAR'"):
         PushToTalkSettings(device="/dev/input/event0", key="SPACEBAR")
 
 
