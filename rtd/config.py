@@ -15,7 +15,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from rtd.exceptions import ConfigError
 from rtd.schema import did_you_mean, setting, shown_fields, type_name, validate_table
@@ -83,6 +83,11 @@ class SessionConfig:
                               min=0.0, max=1.0)
     silence_ms: int = setting(500, "server_vad: milliseconds of silence that end a turn",
                          min=0, max=10000)
+    prefix_padding_ms: int = setting(300, "server_vad: milliseconds of audio before the "
+                                     "detected speech that are kept with it", min=0, max=5000)
+    idle_timeout_ms: int = setting(0, "server_vad: milliseconds of the user's silence after "
+                                   "which the model speaks up by itself; 0: never",
+                                   min=0, max=600000)
     eagerness: str = setting("auto", "semantic_vad: how quickly the model answers",
                         choices=("low", "medium", "high", "auto"))
     noise_reduction: str = setting("far_field", "input noise reduction for the microphone type",
@@ -110,15 +115,26 @@ class SessionConfig:
 class AudioInputConfig:
     """Where the microphone audio comes from."""
 
+    AUTO_BLOCK_MS: ClassVar[dict[str, int]] = {"sounddevice": 20, "file": 50}
+    """What ``block_ms = 0`` means per backend."""
+
     backend: str = setting("sounddevice", "sounddevice (a real device), file (a WAV), or none",
                            choices=("sounddevice", "file", "none"))
     device: str | int = setting("default", "'default', a device index, or part of the device's "
                                 "name (a part that several devices share is an error)")
     path: str = setting("", "file backend: the WAV to read (any rate and channel count)")
-    block_ms: int = setting(50, "milliseconds of audio per message to the server", min=10, max=500)
+    block_ms: int = setting(0, "milliseconds of audio per message to the server, 10 to 500; "
+                            "0 chooses: 20 for a sound device (every reply waits on one "
+                            "block), 50 for a file (nobody waits; fewer messages cost less)",
+                            min=0, max=500)
     backlog_ms: int = setting(2000, "milliseconds of microphone audio held for the server when "
                               "it cannot take it (disconnected, slow); beyond it the oldest is "
                               "dropped", min=100, max=60000)
+
+    @property
+    def block(self) -> int:
+        """Milliseconds per block, ``block_ms = 0`` resolved for the backend."""
+        return self.block_ms or self.AUTO_BLOCK_MS.get(self.backend, 20)
 
 
 @dataclass(frozen=True)
@@ -132,6 +148,9 @@ class AudioOutputConfig:
     path: str = setting("", "file backend: the WAV to write (24 kHz mono)")
     buffer_seconds: float = setting(60.0, "seconds of reply audio held before playback",
                                min=1.0, max=600.0)
+    block_ms: int = setting(10, "sounddevice: milliseconds per device callback; the device "
+                            "buffers about two, so smaller is heard sooner and stops sooner on "
+                            "an interruption, larger survives a busy machine", min=5, max=100)
 
 
 @dataclass(frozen=True)
@@ -451,6 +470,10 @@ def _check_audio(config: Config, source: Path | None, problems: list[str]) -> No
                          ("audio.output", config.audio_output)):
         if cfg.backend == "file" and not cfg.path:
             problems.append(f"{section}.path: required when {section}.backend is 'file'")
+    block = config.audio_input.block_ms
+    if 0 < block < 10:
+        problems.append(f"audio.input.block_ms: {block} is too small; give 10 to 500, or 0 to "
+                        "let rtd choose")
 
 
 def resolve_api_key(provider: ProviderConfig, env: Mapping[str, str], problems: list[str],

@@ -20,6 +20,7 @@ from rtd.actors.control import ControlActor
 from rtd.actors.receiver import ReceiverActor
 from rtd.actors.sender import SenderActor
 from rtd.actors.session import SessionActor, SessionPolicy, TransportSettings
+from rtd.actors.state import StateActor
 from rtd.actors.tools import ToolsActor
 from rtd.audio import AudioInput, AudioOutput, open_input, open_output
 from rtd.components import Receiver, Sender
@@ -70,7 +71,8 @@ class Daemon:
 
     def _session_update(self, config: Config) -> dict[str, Any]:
         tools = [tool.schema() for tool, _, _ in self._tools(config).values()]
-        return events.session_update(config.session, config.provider.model, tools)
+        return events.session_update(config.session, config.provider.model, tools,
+                                     barge_in_min_ms=config.audio.barge_in_min_ms)
 
     @staticmethod
     def _endpoint(config: Config) -> Endpoint:
@@ -100,6 +102,10 @@ class Daemon:
         # first up, last down: `rtd status` answers while everything else starts and stops
         add(Child("control", self._start_control(config.control), ControlActor.receives,
                   critical=False), config.control)
+        # the state only reacts to what others report: it is up before anything reports
+        speaker = config.audio_output.backend != "none" and config.session.output == "audio"
+        add(Child("state", self._start_state(speaker), StateActor.receives_for(speaker)),
+            speaker)
         tools = self._tools(config)
         add(Child("tools", self._start_tools(tools), ToolsActor.receives),
             tuple((name, settings, timeout) for name, (_, settings, timeout) in tools.items()))
@@ -119,8 +125,10 @@ class Daemon:
         policy = self._policy(config)
         # the server refuses a new voice once the conversation has audio: a new voice needs a
         # new conversation, so it restarts the session like a new server does
-        add(Child("session", self._start_session(target, transport, policy),
-                  SessionActor.receives), (target, transport, policy, config.session.voice))
+        barge_in_min_ms = config.audio.barge_in_min_ms
+        add(Child("session", self._start_session(target, transport, policy, speaker,
+                                                 barge_in_min_ms), SessionActor.receives),
+            (target, transport, policy, config.session.voice, speaker, barge_in_min_ms))
         for name, c in config.enabled("senders").items():
             cls = c.component or self.registry.senders[name]
             add(Child(f"senders.{name}", self._component(SenderActor, cls, c.settings),
@@ -157,8 +165,8 @@ class Daemon:
             # a sound device that is missing or busy does not fail the start: the backend
             # keeps looking for it (rtd.audio.sounddevice_backend)
             self.output = open_output(a.backend, device=a.device, path=a.path,
-                                      buffer_seconds=a.buffer_seconds, where="audio.output",
-                                      wait=True)
+                                      buffer_seconds=a.buffer_seconds, block_ms=a.block_ms,
+                                      where="audio.output", wait=True)
             logger.info("speaker: %s", self.output.description)
             return AudioOutputActor.start(bus, crash, self.output)
         return start
@@ -174,17 +182,25 @@ class Daemon:
                              state_dir=state_directory(s.state_dir, os.environ))
 
     def _start_session(self, target: Endpoint, transport: TransportSettings,
-                       policy: SessionPolicy) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+                       policy: SessionPolicy, speaker: bool, barge_in_min_ms: int
+                       ) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
         def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
             # the current settings: a session restarted after a reload starts with the new ones
             return SessionActor.start(bus, crash, target, self.session_update,
-                                      transport=transport, policy=policy)
+                                      transport=transport, policy=policy, playback=speaker,
+                                      barge_in_min_ms=barge_in_min_ms)
+        return start
+
+    @staticmethod
+    def _start_state(speaker: bool) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+        def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+            return StateActor.start(bus, crash, speaker=speaker)
         return start
 
     def _start_input(self, a: AudioInputConfig) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
         def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
             self.input = open_input(a.backend, device=a.device, path=a.path,
-                                    block_ms=a.block_ms, where="audio.input", wait=True)
+                                    block_ms=a.block, where="audio.input", wait=True)
             logger.info("microphone: %s", self.input.description)
             return AudioInputActor.start(bus, crash, self.input)
         return start

@@ -8,8 +8,8 @@ event types in `EVENT_TYPES`, which receivers name by their ``kind``, and the se
 (`UserText`, `Commit`, `RequestResponse`, `Interrupt`, `Mute`, `StartTurn`, `EndTurn`,
 `CancelTurn`, `Wake`, `Sleep`) that `SenderContext` sends. The rest (`InputAudio`,
 `OutputAudioDone`, `PlaybackStarted`, `PlaybackStopped`, `StatusReport`, `ToolCall`,
-`ConnectionState`, `ResponseStarted`, `ResponseDone`, `TurnState`, `Fatal`) is the runtime's
-own and may change between releases.
+`ConnectionState`, `SpeechStarted`, `SpeechStopped`, `ResponseStarted`, `ResponseDone`,
+`TurnState`, `Fatal`) is the runtime's own and may change between releases.
 
 Streaming types are marked ``lossy``: a receiver that falls behind loses some of them rather
 than the daemon's memory. The core actors that take the same messages (the speaker takes
@@ -91,6 +91,28 @@ class ConnectionState:
     expected: bool = False
     """The close was asked for (`Sleep`, the idle cut-off, the daily budget): no reconnect
     follows, so the conversation is idle rather than reconnecting."""
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """The server heard the user start speaking (``input_audio_buffer.speech_started``)."""
+
+    item_id: str
+    """The user item the speech will become once committed."""
+    audio_start_ms: int
+    """Milliseconds into the connection's input audio where the speech began."""
+
+
+@dataclass(frozen=True)
+class SpeechStopped:
+    """The server heard the user stop speaking (``input_audio_buffer.speech_stopped``)."""
+
+    item_id: str
+    audio_end_ms: int
+    """Milliseconds into the connection's input audio where the speech ended."""
+    answered: bool = True
+    """False when the speech was too short to interrupt the assistant (``[audio]
+    barge_in_min_ms``): it is dropped, and no answer follows."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +220,11 @@ class AudioTranscript:
     kind: ClassVar[str] = "audio_transcript"
     item_id: str
     text: str
+    """What the user heard: when the user interrupted the assistant, the server's transcript
+    of the part that was played (the rest was never heard)."""
+    interrupted: bool = False
+    """The user cut this answer short (barge-in, an interrupt button, a new push-to-talk
+    turn): ``text`` is the part that was played."""
 
 
 @dataclass(frozen=True)

@@ -121,14 +121,6 @@ def test_the_oldest_go_first_and_a_call_goes_with_its_output():
     assert c.replay(0) == []
 
 
-def test_an_interrupted_answer_is_replayed_as_far_as_it_was_heard():
-    c = conversation()
-    reply(c, "r1", "item_a1", "one two three four five six seven eight")
-    replayed = items(c.replay(1000, {"item_a1": 0.3}))
-    assert replayed[0]["content"][0]["text"] == "one two three..."
-    assert items(c.replay(1000, {"item_a1": 0.0})) == []  # nothing of it was heard
-
-
 def test_echoes_of_the_replay_in_the_new_session_are_not_new_history():
     c = conversation()
     user_turn(c, "item_u1", "Hello")

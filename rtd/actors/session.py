@@ -33,15 +33,19 @@ import pykka
 from rtd.actors.budget import DailyBudget
 from rtd.conversation import Conversation, Publish, Send
 from rtd.messages import (
+    CancelTurn,
     Commit,
     ConnectionState,
+    EndTurn,
     ErrorEvent,
     Fatal,
     InputAudio,
     Interrupt,
+    PlaybackStopped,
     RequestResponse,
     ServerEventReceived,
     Sleep,
+    StartTurn,
     StatusReport,
     ToolCall,
     ToolCallEvent,
@@ -112,10 +116,6 @@ STANDBY_RETRY = 5.0
 """Seconds after a standby connection failed before the next try."""
 REPORT_EVERY = 1.0
 """Seconds at least between two `StatusReport`s (the clock fields change all the time)."""
-REMEMBERED_ITEMS = 512
-"""Assistant items whose received and heard audio is remembered (for the replay)."""
-
-
 @dataclass(frozen=True)
 class _Tick:
     pass
@@ -153,18 +153,22 @@ class _Disconnected:
 class SessionActor(RtdActor):
     name = "session"
     receives = (InputAudio, ToolCallEvent, UserText, Commit, RequestResponse, Interrupt,
-                UpdateSession, Wake, Sleep)
+                UpdateSession, Wake, Sleep, StartTurn, EndTurn, CancelTurn, PlaybackStopped)
 
     def __init__(self, bus: Bus, on_crash: Callable[[str, BaseException], None],
                  target: Endpoint, session_update: Mapping[str, Any], *,
                  transport: TransportSettings | None = None,
-                 policy: SessionPolicy | None = None) -> None:
+                 policy: SessionPolicy | None = None, playback: bool = False,
+                 barge_in_min_ms: int = 0) -> None:
+        """``playback``: a speaker plays the assistant's audio and reports what it played
+        (`PlaybackStopped`); ``barge_in_min_ms``: see `Conversation`."""
         super().__init__(bus, on_crash)
         self.target = target
         self.session_update = dict(session_update)
         self.settings = transport or TransportSettings()
         self.policy = policy or SessionPolicy()
-        self.conversation = Conversation(wants=bus.wants)
+        self.conversation = Conversation(wants=bus.wants, playback=playback,
+                                         barge_in_min_ms=barge_in_min_ms)
         self.transport: Transport | None = None
         self.generation = 0
         """The connection the conversation is on; 0 while there is none."""
@@ -186,8 +190,6 @@ class SessionActor(RtdActor):
         self._standby_created = False  # its session.created came
         self._standby_asked = False    # standby() called, no answer yet
         self._standby_retry = 0.0      # monotonic: not before
-        self._received_ms: dict[str, float] = {}   # assistant item -> audio received
-        self._heard: dict[str, float] = {}         # assistant item -> share heard (truncated)
         self.reconnects = 0
         """Connections after the first of a conversation, recycles not counted."""
         self.recycles = 0
@@ -294,6 +296,9 @@ class SessionActor(RtdActor):
             # before a wake nothing is queued: what was said then never leaves the device
             if self.transport is not None and self.open:
                 self.transport.send_audio(message.pcm)
+                commands = self.conversation.input_audio(len(message.pcm))
+                if commands:
+                    self._apply(commands)
         elif isinstance(message, _Event):
             if message.generation == self.generation:
                 self._saw(message.event)
@@ -320,7 +325,12 @@ class SessionActor(RtdActor):
             self._spoke()
             self.turns += 1
             self._apply(self.conversation.sender_input(message))
-        elif isinstance(message, (Commit, RequestResponse, Interrupt)):
+        elif isinstance(message, (Commit, RequestResponse, Interrupt, StartTurn, EndTurn,
+                                  CancelTurn)):
+            if isinstance(message, StartTurn) and not self.open:
+                self._wake("talk")  # a button pressed while asleep opens the conversation
+            if isinstance(message, (StartTurn, EndTurn)):
+                self._spoke()  # a held button is the user talking: not idle
             if isinstance(message, Interrupt) and self._answering(time.monotonic()):
                 self.interruptions += 1
                 self._playing_until = time.monotonic()  # the speaker is cleared
@@ -328,6 +338,8 @@ class SessionActor(RtdActor):
                 self._apply(self.conversation.sender_input(message))
             else:
                 logger.debug("%s while asleep: nothing to do", type(message).__name__)
+        elif isinstance(message, PlaybackStopped):
+            self._apply(self.conversation.playback_stopped(message))
         elif isinstance(message, Wake):
             self._wake(message.source)
         elif isinstance(message, Sleep):
@@ -403,15 +415,6 @@ class SessionActor(RtdActor):
             size = len(delta) * 3 // 4 if isinstance(delta, str) else 0
             self._playing_until = max(self._playing_until, now) + size / BYTES_PER_SECOND
             self._last_spoken = now
-            item_id = event.get("item_id")
-            if isinstance(item_id, str):
-                _remember(self._received_ms, item_id,
-                          self._received_ms.get(item_id, 0.0) + size / 48)
-        elif kind == "conversation.item.truncated":
-            item_id, end = event.get("item_id"), event.get("audio_end_ms")
-            got = self._received_ms.get(item_id) if isinstance(item_id, str) else None
-            if got and isinstance(end, (int, float)) and not isinstance(end, bool):
-                _remember(self._heard, item_id, max(0.0, min(1.0, end / got)))
         elif kind == "session.created":
             expires = _expires_at(event)
             if expires is not None:
@@ -570,7 +573,6 @@ class SessionActor(RtdActor):
         if self._woken:
             self._woken = False
             self._spoke()  # the idle cut-off counts from the connection
-            self._apply(self.conversation.awake("the conversation is open"))
         self._offline = ""
         self._report(time.monotonic(), now=True)
 
@@ -584,7 +586,7 @@ class SessionActor(RtdActor):
         self._standby_created = False
 
     def _replay(self) -> list[dict[str, Any]]:
-        return self.conversation.replay(self.policy.replay_max_chars, self._heard)
+        return self.conversation.replay(self.policy.replay_max_chars)
 
     def _safe(self, now: float) -> bool:
         """Between responses: nothing in flight, nobody speaking, nothing left to play."""
@@ -690,7 +692,3 @@ def _expires_at(event: Mapping[str, Any]) -> float | None:
     return None
 
 
-def _remember(table: dict[str, float], key: str, value: float) -> None:
-    table[key] = value
-    if len(table) > REMEMBERED_ITEMS:
-        del table[next(iter(table))]

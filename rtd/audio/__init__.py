@@ -30,7 +30,7 @@ reported (as ``audio.input.backend`` etc.), so these functions trust their argum
 
 
 def open_input(backend: Backend, *, device: str | int = "default", path: str = "",
-               block_ms: int = 40, where: str = "audio.input", wait: bool = False) -> AudioInput:
+               block_ms: int = 20, where: str = "audio.input", wait: bool = False) -> AudioInput:
     """Open a microphone (`sounddevice`) or a WAV file played in real time (`file`).
 
     With ``wait`` a sound device that is missing or busy is not an error: the backend starts
@@ -46,7 +46,7 @@ def open_input(backend: Backend, *, device: str | int = "default", path: str = "
 
 
 def open_output(backend: Backend, *, device: str | int = "default", path: str = "",
-                buffer_seconds: float = 60.0, where: str = "audio.output",
+                buffer_seconds: float = 60.0, block_ms: int = 10, where: str = "audio.output",
                 wait: bool = False) -> AudioOutput:
     """Open a speaker (`sounddevice`) or a WAV file written in real time (`file`); ``wait`` as
     for `open_input`."""
@@ -56,4 +56,5 @@ def open_output(backend: Backend, *, device: str | int = "default", path: str = 
         return WavFileOutput(path, buffer_seconds=buffer_seconds, where=where)
     from rtd.audio.sounddevice_backend import SoundDeviceOutput
 
-    return SoundDeviceOutput(device, buffer_seconds=buffer_seconds, where=where, wait=wait)
+    return SoundDeviceOutput(device, buffer_seconds=buffer_seconds, block_ms=block_ms,
+                             where=where, wait=wait)

@@ -9,6 +9,7 @@ import abc
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import NamedTuple
 
 from rtd.audio.playback import PlaybackBuffer
 from rtd.audio.resample import StreamResampler
@@ -53,6 +54,31 @@ class AudioInput(abc.ABC):
         return None
 
 
+class ItemStopped(NamedTuple):
+    """An item ended at the listener: heard to its end, or cut by `clear()`."""
+
+    item_id: str
+    played_ms: int
+    """Milliseconds heard: read by the device, less its output latency, at most received_ms."""
+    received_ms: int
+    """Milliseconds received through `play()`, including audio dropped after a cut."""
+    interrupted: bool
+    """Cut by `clear()` rather than played to its end."""
+
+
+class OutputProgress(NamedTuple):
+    """Item events since the last look (see `AudioOutput.progress`), and when to look again."""
+
+    started: list[str]
+    """Items whose first sample left for the device."""
+    stopped: list[ItemStopped]
+    wait: float | None
+    """Seconds until the next event is due at the device's pace; None if none is pending."""
+    position: int
+    """Frames the device has taken, silence included: unchanged between looks means it is
+    stalled (missing, suspended)."""
+
+
 class AudioOutput(abc.ABC):
     """A sink for wire audio (a speaker, a WAV file), tracked per conversation item.
 
@@ -80,7 +106,16 @@ class AudioOutput(abc.ABC):
 
     @abc.abstractmethod
     def played_ms(self, item_id: str) -> int:
-        """Milliseconds of the item's audio handed to the device so far."""
+        """Milliseconds of the item's audio heard so far: handed to the device, less the
+        device's reported output latency, at most `received_ms`."""
+
+    @abc.abstractmethod
+    def progress(self) -> OutputProgress:
+        """Items that started or ended since the last call, each reported once.
+
+        Called from a thread that is not the device's (the output actor's reporter), which
+        publishes them: the device's callback only moves positions.
+        """
 
     @abc.abstractmethod
     def received_ms(self, item_id: str) -> int:
@@ -116,12 +151,13 @@ class BufferedOutput(AudioOutput):
     the server sent before it heard of the barge-in) is counted as received but not played.
     """
 
-    def __init__(self, rate: int, channels: int, buffer_seconds: float) -> None:
+    def __init__(self, rate: int, channels: int, buffer_seconds: float,
+                 quality: str = "HQ") -> None:
         self.rate = rate
         self.channels = channels
         self.buffer = PlaybackBuffer(rate, channels, buffer_seconds)
         # One resampler reused for every item: it is flushed (and so reset) between items.
-        self._resampler = StreamResampler(RATE, rate, 1, channels)
+        self._resampler = StreamResampler(RATE, rate, 1, channels, quality=quality)
         self._current: str | None = None
         self._received: OrderedDict[str, int] = OrderedDict()
         self._cut: OrderedDict[str, None] = OrderedDict()
@@ -140,6 +176,9 @@ class BufferedOutput(AudioOutput):
     def end_item(self, item_id: str) -> None:
         if item_id == self._current:
             self._finish_current()
+        elif item_id in self._received and item_id not in self._cut:
+            # received but nothing queued (no device at the time): it ends here, unheard
+            self.buffer.finish(item_id)
 
     def clear(self) -> None:
         # Drop the resampler's state too: its tail belongs to audio the user will not hear.
@@ -149,11 +188,24 @@ class BufferedOutput(AudioOutput):
             while len(self._cut) > ITEM_HISTORY:
                 self._cut.popitem(last=False)
             logger.debug("output cleared; further audio for item %s is dropped", self._current)
+        self.buffer.clear(self._current)
         self._current = None
-        self.buffer.clear()
 
     def played_ms(self, item_id: str) -> int:
-        return self.buffer.played_ms(item_id)
+        return min(self.buffer.played_ms(item_id), self.received_ms(item_id))
+
+    def progress(self) -> OutputProgress:
+        found = self.buffer.progress()
+        stopped = []
+        for item_id, frames, cut in found.stopped:
+            received = self.received_ms(item_id)
+            stopped.append(ItemStopped(item_id, min(frames * 1000 // self.rate, received),
+                                       received, cut))
+        return OutputProgress(found.started, stopped, found.wait, found.position)
+
+    def set_latency(self, seconds: float) -> None:
+        """The device's reported output latency: how long a sample read takes to be heard."""
+        self.buffer.latency = max(0, int(round(seconds * self.rate)))
 
     def received_ms(self, item_id: str) -> int:
         return self._received.get(item_id, 0) // BYTES_PER_MS

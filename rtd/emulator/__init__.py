@@ -51,6 +51,11 @@ Behaviour worth knowing
   noise reduction are accepted and ignored. Speech that starts during a response cancels it
   when `interrupt_response` is true; speech that ends while a response is still active is
   answered as soon as that response has ended.
+- `conversation.item.truncate` refuses an `audio_end_ms` beyond the audio sent for the item
+  ("Audio content of N ms is already shorter than M ms", as the service does) and cuts the
+  item's stored transcript to the words spoken by then, also when the item is still streaming
+  (`conversation.item.retrieve` then returns what was heard; `response.output_audio_transcript
+  .done` still carries what was generated).
 - Transcription events are sent only when `audio.input.transcription` names a model; they carry
   the turn's `transcript`, or "[emulator: 1.8 s of speech]" when the scenario has none.
 - Audio replies come in 150 ms `response.output_audio.delta` chunks, sent as fast as the client

@@ -84,6 +84,15 @@ def expiry_message(seconds: float) -> str:
     return f"Your session hit the maximum duration of {length}."
 
 
+def _cut_transcript(transcript: str, end_ms: int, total_ms: int) -> str:
+    """The words of a transcript spoken in the first ``end_ms`` of ``total_ms`` of audio, as
+    the service cuts an item's transcript on ``conversation.item.truncate``."""
+    if total_ms <= 0:
+        return transcript
+    words = _words(transcript)
+    return "".join(words[: round(len(words) * min(end_ms, total_ms) / total_ms)]).strip()
+
+
 def _words(text: str) -> list[str]:
     """Split text into deltas the way a streaming transcript arrives: "It", " is", " 14:05."."""
     return re.findall(r"\s*\S+", text)
@@ -147,6 +156,7 @@ class Connection:
         self.items: list[dict[str, Any]] = []
         self.items_by_id: dict[str, dict[str, Any]] = {}
         self.audio_ms: dict[str, int] = {}  # assistant item -> milliseconds of audio sent
+        self.cut_at: dict[str, int] = {}  # item truncated while streaming -> audio_end_ms
         self.input_ms: dict[str, int] = {}  # user item -> milliseconds of audio committed
         self.buffer = bytearray()  # uncommitted input audio
         self.buffer_start = 0  # absolute sample index of buffer[0]
@@ -743,9 +753,10 @@ class Connection:
                                 code="invalid_value", param="audio_end_ms")
         parts = item.get("content") or []
         if parts and isinstance(parts[0].get("transcript"), str) and have > 0:
-            words = _words(parts[0]["transcript"])
-            keep = round(len(words) * end_ms / have)
-            parts[0]["transcript"] = "".join(words[:keep]).strip()
+            parts[0]["transcript"] = _cut_transcript(parts[0]["transcript"], end_ms, have)
+        elif item.get("status") == "in_progress":
+            # still streaming: the transcript is cut when the item is complete
+            self.cut_at[item["id"]] = end_ms
         self.audio_ms[item["id"]] = end_ms
         await self.emit("conversation.item.truncated", item_id=item["id"],
                         content_index=content_index, audio_end_ms=end_ms)
@@ -961,7 +972,12 @@ class Connection:
             await self.emit("response.output_audio_transcript.done", **where,
                             transcript=transcript)
             part["transcript"] = transcript
-            item["content"] = [{"type": "output_audio", "transcript": transcript}]
+            kept = transcript
+            if item_id in self.cut_at:  # truncated while streaming: keep what was heard
+                end_ms = self.cut_at.pop(item_id)
+                self.audio_ms[item_id] = end_ms
+                kept = _cut_transcript(transcript, end_ms, resp.audio_ms)
+            item["content"] = [{"type": "output_audio", "transcript": kept}]
         else:
             for word in words:
                 if resp.cancel_reason:

@@ -30,6 +30,8 @@ class SessionSettings(Protocol):
     language: str
     vad_threshold: float
     silence_ms: int
+    prefix_padding_ms: int
+    idle_timeout_ms: int
     eagerness: str
     noise_reduction: str
     speed: float
@@ -216,6 +218,26 @@ def input_audio_commit() -> dict[str, Any]:
     return {"type": "input_audio_buffer.commit"}
 
 
+def input_audio_clear() -> dict[str, Any]:
+    """Drop the input audio not yet committed: a manual turn starts afresh."""
+    return {"type": "input_audio_buffer.clear"}
+
+
+def item_truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
+    """Cut an assistant item's audio (and the server's transcript of it) at what was heard."""
+    return {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0,
+            "audio_end_ms": int(audio_end_ms)}
+
+
+def item_delete(item_id: str) -> dict[str, Any]:
+    return {"type": "conversation.item.delete", "item_id": item_id}
+
+
+def item_retrieve(item_id: str) -> dict[str, Any]:
+    """Ask for an item as the server keeps it (after a truncation: the transcript heard)."""
+    return {"type": "conversation.item.retrieve", "item_id": item_id}
+
+
 def user_text(text: str, *, item_id: str | None = None) -> dict[str, Any]:
     """A typed user message, as senders (and scripts) add one.
 
@@ -257,12 +279,16 @@ def with_event_id(event: Mapping[str, Any], event_id: str) -> dict[str, Any]:
 
 
 def session_update(session: SessionSettings, model: str,
-                   tools: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                   tools: Sequence[Mapping[str, Any]] = (), *,
+                   barge_in_min_ms: int = 0) -> dict[str, Any]:
     """The GA `session.update` for a configuration: nested audio config, pcm at 24 kHz.
 
     `interrupt_response` and `create_response` are always sent explicitly: servers differ in
-    their defaults, and barge-in depends on the server cancelling the response.
+    their defaults. With ``barge_in_min_ms`` both are false: the server would cancel the answer
+    at the first sound and answer a cough; rtd decides instead, once speech lasted that long
+    (see docs/talking.md).
     """
+    server_decides = barge_in_min_ms <= 0
     audio_format = {"type": "audio/pcm", "rate": PCM_RATE}
     audio_in: dict[str, Any] = {"format": audio_format}
     if session.noise_reduction != "none":
@@ -275,11 +301,14 @@ def session_update(session: SessionSettings, model: str,
     turn: dict[str, Any] | None
     if session.turn_detection == "server_vad":
         turn = {"type": "server_vad", "threshold": session.vad_threshold,
-                "prefix_padding_ms": 300, "silence_duration_ms": session.silence_ms,
-                "create_response": True, "interrupt_response": True}
+                "prefix_padding_ms": session.prefix_padding_ms,
+                "silence_duration_ms": session.silence_ms,
+                "create_response": server_decides, "interrupt_response": server_decides}
+        if session.idle_timeout_ms:
+            turn["idle_timeout_ms"] = session.idle_timeout_ms
     elif session.turn_detection == "semantic_vad":
         turn = {"type": "semantic_vad", "eagerness": session.eagerness,
-                "create_response": True, "interrupt_response": True}
+                "create_response": server_decides, "interrupt_response": server_decides}
     else:
         turn = None
     audio_in["turn_detection"] = turn

@@ -165,3 +165,68 @@ def test_concurrent_reader_sees_every_frame_once() -> None:
     done.set()
     assert not t.is_alive()
     assert np.array_equal(np.concatenate(collected), stream)
+
+
+def test_heard_lags_the_read_by_the_device_latency() -> None:
+    buf = PlaybackBuffer(24000, 1, 1.0)
+    buf.latency = 480  # 20 ms in the device
+    buf.write("a", _pcm(2400))  # 100 ms
+    buf.finish("a")
+    _read(buf, 1200)
+    assert buf.read_frames("a") == 1200
+    assert buf.played_frames("a") == 720  # read, less what the device still holds
+    _read(buf, 1200)
+    assert buf.idle and buf.played_frames("a") == 1920
+    assert buf.progress().stopped == []  # read to its end, not yet heard to its end
+    _read(buf, 240)  # silence fills the device: half of the last 20 ms is heard
+    assert buf.played_frames("a") == 2160
+    _read(buf, 240)
+    assert buf.played_frames("a") == 2400
+    assert buf.progress().stopped == [("a", 2400, False)]
+
+
+def test_progress_reports_start_and_end_once_each() -> None:
+    buf = PlaybackBuffer(24000, 1, 1.0)
+    buf.write("a", _pcm(480))
+    buf.write("b", _pcm(480))
+    first = buf.progress()
+    assert (first.started, first.stopped) == ([], [])
+    assert first.wait == pytest.approx(1 / 24000)  # a's first frame is next
+    buf.finish("a")
+    _read(buf, 240)
+    found = buf.progress()
+    assert found.started == ["a"] and found.stopped == []
+    assert found.wait == pytest.approx(240 / 24000)  # a ends in 10 ms
+    _read(buf, 480)
+    found = buf.progress()
+    assert found.started == ["b"] and found.stopped == [("a", 480, False)]
+    assert found.wait is None  # b is not finished: nothing is due
+    buf.finish("b")
+    _read(buf, 480)
+    assert buf.progress().stopped == [("b", 480, False)]
+    assert buf.progress() == ([], [], None, 1200)  # the device's clock
+
+
+def test_clear_cuts_queued_and_current_items_but_not_ones_read_whole() -> None:
+    buf = PlaybackBuffer(24000, 1, 2.0)
+    buf.latency = 240
+    buf.write("whole", _pcm(240))
+    buf.finish("whole")
+    buf.write("long", _pcm(24000))
+    buf.finish("long")
+    _read(buf, 480)  # all of "whole" and 10 ms of "long" read
+    buf.clear("receiving")  # an item being received with nothing queued yet
+    found = buf.progress()
+    assert found.started == ["whole", "long"]
+    # "whole" is heard; the device still holds the 10 ms of "long" it read
+    assert found.stopped == [("whole", 240, False), ("receiving", 0, True)]
+    _read(buf, 240)
+    assert buf.progress().stopped == [("long", 240, True)]
+    buf.write("receiving", _pcm(240))  # late audio of a cut item is not reported again
+    assert buf.progress().stopped == []
+
+
+def test_an_item_without_frames_ends_at_once() -> None:
+    buf = PlaybackBuffer(24000, 1, 1.0)
+    buf.finish("empty")  # received, but nothing reached the buffer (no device at the time)
+    assert buf.progress() == ([], [("empty", 0, False)], None, 0)
