@@ -17,7 +17,7 @@ from rtdproc import wait_until
 from rtd.actors.budget import FILE_NAME, DailyBudget, state_directory
 from rtd.actors.session import SessionActor, SessionPolicy, TransportSettings
 from rtd.emulator import Emulator
-from rtd.messages import ConnectionState, StateEvent, UserText, Wake
+from rtd.messages import ConnectionState, UserText, Wake
 from rtd.protocol.providers import Endpoint
 from rtd.supervisor import Bus, Ping
 
@@ -131,7 +131,8 @@ def test_past_the_daily_minutes_rtd_closes_and_stays_offline_across_a_restart(tm
         assert emu.sessions[0].client_close[0] == 1000
         said = [r.getMessage() for r in caplog.records if "is used up" in r.getMessage()]
         assert len(said) == 1 and "midnight" in said[0]  # one line says so
-        assert [m.state for m in seen if isinstance(m, StateEvent)][-1] == "idle"
+        # an expected close: the state actor shows idle, not reconnecting
+        assert [m.expected for m in seen if isinstance(m, ConnectionState)][-1] is True
         assert json.loads((tmp_path / FILE_NAME).read_text())["seconds"] >= 1.2
 
         ref.tell(Wake("control"))  # refused, and says why

@@ -23,6 +23,8 @@ class Settings:
     language = ""
     vad_threshold = 0.5
     silence_ms = 500
+    prefix_padding_ms = 300
+    idle_timeout_ms = 0
     eagerness = "auto"
     noise_reduction = "far_field"
     speed = 1.0
