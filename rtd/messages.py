@@ -24,10 +24,18 @@ from typing import ClassVar, Literal
 
 @dataclass(frozen=True)
 class InputAudio:
-    """Microphone audio on its way to the server."""
+    """Microphone audio on its way to the server, or a sender's (`SenderContext.send_audio`).
 
+    Lossy for the senders that hear the microphone (`Sender.audio_rate`): one that falls behind
+    misses blocks; the session subscribes losslessly.
+    """
+
+    lossy: ClassVar[bool] = True
     pcm: bytes
     """pcm24: 24 kHz mono int16 little-endian."""
+    source: str = "microphone"
+    """"microphone" for the audio input actor's blocks, else the sending sender's name: a
+    sender hears the microphone only, never its own or another sender's audio."""
 
 
 @dataclass(frozen=True)
