@@ -171,10 +171,12 @@ class Sender:
     def run(self, ctx: SenderContext) -> None | Awaitable[None]:
         raise NotImplementedError
 
-    def hear(self, pcm: bytes) -> None:
+    def hear(self, pcm: bytes, ctx: SenderContext) -> None:
         """One block of microphone audio, at ``audio_rate`` Hz, mono int16 little-endian.
 
-        Called for senders with an ``audio_rate``, on the sender actor's thread (not run()'s),
+        ``ctx`` is the context run() gets, there from the first block on (run() may not have
+        started yet). Called for senders with an ``audio_rate``, on the sender actor's thread
+        (not run()'s),
         block after block in order, from the first block after start until the sender stops;
         not while the microphone is muted. Return quickly: while more than 200 blocks wait,
         new ones are dropped for this sender (a gap, never a stalled microphone). An exception

@@ -104,7 +104,7 @@ class SenderActor(RtdActor):
         if not pcm or self.ctx.stopping.is_set():
             return
         try:
-            self.sender.hear(pcm)
+            self.sender.hear(pcm, self.ctx)
         except Exception as exc:  # a plugin's bug costs its own block, nothing more
             self.hear_failures += 1
             if self.hear_failures <= QUIET_AFTER or self.hear_failures % 100 == 0:

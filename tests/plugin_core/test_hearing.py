@@ -49,7 +49,7 @@ class Ears(Sender):
         self.ctx = ctx
         ctx.stopping.wait()
 
-    def hear(self, pcm: bytes) -> None:
+    def hear(self, pcm: bytes, ctx: SenderContext) -> None:
         if self.gate is not None:
             self.gate.wait(10)
         self.heard.append(pcm)
@@ -141,7 +141,7 @@ def test_a_slow_hearer_loses_blocks_and_never_holds_up_the_microphone():
 
 def test_a_failing_hear_costs_its_block_and_hearing_goes_on(caplog):
     class Flaky(Ears):
-        def hear(self, pcm: bytes) -> None:
+        def hear(self, pcm: bytes, ctx: SenderContext) -> None:
             if not self.heard:
                 self.heard.append(b"")
                 raise RuntimeError("first block is cursed")
