@@ -1,0 +1,222 @@
+"""The one MQTT client of the plugin, shared by its receiver (state out) and sender (commands in).
+
+rtd's contract splits what goes out (receivers get events) from what comes in (senders get a
+`SenderContext`), so the Home Assistant device is two components on one connection: the
+receiver opens and owns it; the sender lends it its context, through which Home Assistant's
+commands act. The client runs on paho's own thread: connecting, the TLS handshake and every
+reconnect (with backoff, 1 s doubling to ``reconnect_max_s``) happen there, and publishing
+only queues a packet (a bounded queue), so nothing here ever holds up the conversation.
+
+What the device shows is kept here as retained payloads (the latest per topic) and published
+again on every connection, after the discovery configs: a broker that restarted without
+persistence, or Home Assistant announcing itself (``homeassistant/status`` = ``online``), gets
+the whole device again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from rtd.components import SenderContext
+
+from rtd_mqtt import discovery
+from rtd_mqtt.settings import MqttSettings
+
+logger = logging.getLogger(__name__)
+
+QUEUE_LIMIT = 200
+"""Packets paho may hold while the broker is slow; beyond it a publish is dropped (the
+retained state is published again on the next connection anyway)."""
+GOODBYE_TIMEOUT = 1.0
+"""Seconds stop() waits for ``offline`` to reach the broker before disconnecting anyway."""
+
+
+class Hub:
+    """The connection, the retained state and the sender's context; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.settings: MqttSettings | None = None
+        self.client: Any = None
+        self.retained: dict[str, bytes] = {}
+        self.ctx: SenderContext | None = None
+        self.connected = threading.Event()
+        """Set while the broker has accepted the connection."""
+        self.connections = 0
+        """Accepted connections so far (each one republished discovery)."""
+        self._failures = 0
+        self.versions = ("", "")
+
+    # -- the receiver's side ----------------------------------------------------------------
+
+    def open(self, settings: MqttSettings, versions: tuple[str, str]) -> None:
+        """Start connecting (in the background) with ``settings``; returns at once."""
+        import paho.mqtt.client as mqtt
+
+        password = settings.password()  # read now: a missing file fails start(), retried
+        t = discovery.topics(settings)
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2,
+                             client_id=f"rtd-{settings.device}", protocol=mqtt.MQTTv311)
+        client.will_set(t["availability"], discovery.OFFLINE, qos=1, retain=True)
+        if settings.username:
+            client.username_pw_set(settings.username, password)
+        if settings.tls:
+            client.tls_set(ca_certs=settings.ca_file or None)
+        client.reconnect_delay_set(1, settings.reconnect_max_s)
+        client.max_queued_messages_set(QUEUE_LIMIT)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        with self._lock:
+            self.settings, self.client, self.versions = settings, client, versions
+            self.connections, self._failures = 0, 0
+            self.retained = {t["state"]: b"idle", t["connected"]: discovery.OFF.encode(),
+                             t["mute"]: discovery.OFF.encode()}
+        client.connect_async(settings.host, settings.port, settings.keepalive)
+        client.loop_start()
+
+    def close(self) -> None:
+        """Say ``offline`` (the will is for when rtd cannot) and disconnect."""
+        with self._lock:
+            client, settings = self.client, self.settings
+            self.client = None
+        if client is None or settings is None:
+            return
+        if self.connected.is_set():
+            info = client.publish(discovery.topics(settings)["availability"],
+                                  discovery.OFFLINE, qos=1, retain=True)
+            # the connection may go meanwhile: the will says it then
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(GOODBYE_TIMEOUT)
+        client.disconnect()
+        client.loop_stop()
+        self.connected.clear()
+
+    def show(self, role: str, payload: str | bytes) -> None:
+        """Set what a state topic shows (retained), now if connected, else on connecting."""
+        with self._lock:
+            if self.settings is None:
+                return
+            topic = discovery.topics(self.settings)[role]
+            data = payload.encode() if isinstance(payload, str) else payload
+            if self.retained.get(topic) == data:
+                return
+            self.retained[topic] = data
+            client = self.client if self.connected.is_set() else None
+        if client is not None:
+            client.publish(topic, data, qos=0, retain=True)
+
+    # -- the sender's side ------------------------------------------------------------------
+
+    def attach(self, ctx: SenderContext) -> None:
+        with self._lock:
+            self.ctx = ctx
+
+    def detach(self, ctx: SenderContext) -> None:
+        with self._lock:
+            if self.ctx is ctx:
+                self.ctx = None
+
+    # -- paho's thread ----------------------------------------------------------------------
+
+    def _on_connect(self, client: Any, _userdata: Any, _flags: Any, reason: Any,
+                    _properties: Any) -> None:
+        settings = self.settings
+        if settings is None:
+            return
+        where = f"{settings.host}:{settings.port}"
+        if reason.is_failure:
+            self._failures += 1
+            if self._failures == 1:
+                logger.warning("mqtt: the broker at %s refused the connection: %s (check "
+                               "receivers.mqtt.username and its password); retrying", where,
+                               reason)
+            return
+        t = discovery.topics(settings)
+        subscriptions = [t["ha_status"]]
+        if settings.commands:
+            subscriptions += [t["mute_set"], t["wake"], t["sleep"], t["stop"], t["say"]]
+        client.subscribe([(topic, 1) for topic in subscriptions])
+        client.publish(t["availability"], discovery.ONLINE, qos=1, retain=True)
+        self._publish_device(client, settings)
+        self._failures = 0
+        self.connections += 1
+        self.connected.set()
+        logger.info("mqtt: connected to %s as %s (Home Assistant device %s)", where,
+                    settings.username or "anonymous", settings.device)
+
+    def _publish_device(self, client: Any, settings: MqttSettings) -> None:
+        for topic, payload in discovery.payloads(settings, *self.versions).items():
+            client.publish(topic, payload, qos=1, retain=True)
+        with self._lock:
+            retained = dict(self.retained)
+        for topic, payload in retained.items():
+            client.publish(topic, payload, qos=1, retain=True)
+
+    def _on_connect_fail(self, _client: Any, _userdata: Any) -> None:
+        self._failures += 1
+        settings = self.settings
+        if self._failures == 1 and settings is not None:
+            logger.warning("mqtt: cannot reach the broker at %s:%d; retrying every %d s at "
+                           "most", settings.host, settings.port, settings.reconnect_max_s)
+
+    def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any,
+                       _properties: Any) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        settings = self.settings
+        if was and settings is not None and self.client is not None:
+            logger.warning("mqtt: lost the broker at %s:%d (%s); reconnecting", settings.host,
+                           settings.port, reason)
+
+    def _on_message(self, client: Any, _userdata: Any, message: Any) -> None:
+        settings = self.settings
+        if settings is None:
+            return
+        t = discovery.topics(settings)
+        payload = message.payload.decode("utf-8", "replace").strip()
+        if message.topic == t["ha_status"]:
+            if payload == discovery.ONLINE:  # Home Assistant restarted: tell it everything
+                self._publish_device(client, settings)
+            return
+        if message.retain:
+            # a command left retained on the broker would act again at every connection
+            logger.warning("mqtt: ignored a retained command on %s (publish commands without "
+                           "retain)", message.topic)
+            return
+        actions: dict[str, Callable[[SenderContext], bool]] = {
+            t["wake"]: lambda ctx: ctx.wake(),
+            t["sleep"]: lambda ctx: ctx.sleep(),
+            t["stop"]: lambda ctx: ctx.interrupt(),
+        }
+        with self._lock:
+            ctx = self.ctx
+        what = message.topic.rsplit("/", 2)[-2] if message.topic.count("/") >= 2 else ""
+        if ctx is None:
+            logger.warning("mqtt: %s from Home Assistant ignored: add a [senders.mqtt] table "
+                           "to rtd.toml so that commands reach rtd", what or message.topic)
+            return
+        if message.topic in actions:
+            logger.info("mqtt: %s from Home Assistant", what)
+            actions[message.topic](ctx)
+        elif message.topic == t["mute_set"]:
+            if payload not in (discovery.ON, discovery.OFF):
+                logger.warning("mqtt: %s: expected ON or OFF, got %r", message.topic,
+                               payload[:40])
+                return
+            muted = payload == discovery.ON
+            logger.info("mqtt: %s from Home Assistant", "mute" if muted else "unmute")
+            if ctx.mute(muted):
+                self.show("mute", payload)  # the switch follows at once; StateEvent confirms
+        elif message.topic == t["say"] and payload:
+            logger.info("mqtt: say from Home Assistant (%d characters)", len(payload))
+            ctx.send_text(payload)
+
+
+HUB = Hub()
+"""The plugin's connection: one per rtd process, as there is one [receivers.mqtt]."""
