@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -15,6 +16,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rtd import config as cfg
 from rtd import logs
@@ -183,6 +185,60 @@ def cmd_say(args: argparse.Namespace) -> int:
     return EX_OK
 
 
+def _control(args: argparse.Namespace, command: str, **fields: Any) -> dict[str, Any]:
+    """Ask the running daemon (found through --socket or the config's control.path)."""
+    from rtd.actors.control import request
+
+    path = args.socket or _load(args, require_key=False, quiet=True).control.path
+    return request(path, command, **fields)
+
+
+def _control_command(args: argparse.Namespace) -> int:
+    from rtd.actors.control import ControlError
+
+    fields = {"action": args.action} if args.command == "talk" else {}
+    try:
+        reply = _control(args, args.command, **fields)
+    except ControlError as exc:
+        return _fail(str(exc), EX_FAILURE)
+    if args.command != "status":
+        return EX_OK
+    status = reply["status"]
+    if args.json:
+        print(json.dumps(status, indent=2, sort_keys=True))
+        return EX_OK
+    print(_status_text(status))
+    return EX_OK
+
+
+def _status_text(status: dict[str, Any]) -> str:
+    """`rtd status` for a person: one fact per line, unknowns left out."""
+    def shown(key: str, label: str, unit: str = "") -> str | None:
+        value = status.get(key)
+        return None if value is None else f"{label}: {value}{unit}"
+
+    state = status.get("state") or "unknown"
+    if status.get("muted"):
+        state += " (microphone muted)"
+    lines = [f"state: {state}" + (f" ({status['state_detail']})"
+                                   if status.get("state_detail") else "")]
+    connected = status.get("connected")
+    if connected is not None:
+        lines.append(f"connected: {'yes' if connected else 'no'}"
+                     + (f", {status['connection']}" if status.get("connection") else ""))
+    for line in (shown("session_age_s", "session age", " s"),
+                 shown("expires_in_s", "session expires in", " s"),
+                 shown("minutes_today", "minutes today"),
+                 shown("turns", "turns"), shown("interruptions", "interruptions"),
+                 shown("tool_calls", "tool calls"), shown("reconnects", "reconnects"),
+                 shown("recycles", "recycles"), shown("dropped_audio_ms", "dropped audio", " ms"),
+                 shown("uptime_s", "up", " s"), shown("pid", "pid"),
+                 shown("version", "version")):
+        if line is not None:
+            lines.append(line)
+    return "\n".join(lines)
+
+
 def cmd_emulate(args: argparse.Namespace) -> int:
     from rtd.emulator import serve
 
@@ -294,6 +350,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("text", nargs="+", help="what to say")
     p.add_argument("--socket", metavar="PATH", help="socket path (default: from the config)")
     p.set_defaults(func=cmd_say)
+
+    socket_help = "control socket (default: control.path from the config)"
+    p = sub.add_parser("status", parents=[common],
+                       help="show what the running daemon is doing, its session and counters")
+    p.add_argument("--json", action="store_true", help="print one JSON object, nothing else")
+    p.add_argument("--socket", metavar="PATH", help=socket_help)
+    p.set_defaults(func=_control_command)
+
+    p = sub.add_parser("wake", parents=[common],
+                       help="open the conversation now (session.start = \"on_demand\")")
+    p.add_argument("--socket", metavar="PATH", help=socket_help)
+    p.set_defaults(func=_control_command)
+
+    p = sub.add_parser("sleep", parents=[common],
+                       help="close the conversation now (session.start = \"on_demand\")")
+    p.add_argument("--socket", metavar="PATH", help=socket_help)
+    p.set_defaults(func=_control_command)
+
+    p = sub.add_parser("talk", parents=[common],
+                       help="push-to-talk from a script: start, stop (the model answers) or "
+                       "cancel a turn")
+    p.add_argument("action", choices=["start", "stop", "cancel"])
+    p.add_argument("--socket", metavar="PATH", help=socket_help)
+    p.set_defaults(func=_control_command)
 
     p = sub.add_parser(
         "emulate", parents=[common],

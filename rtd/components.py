@@ -25,7 +25,9 @@ from rtd.messages import (
     AudioEvent,
     AudioTranscript,
     AudioTranscriptChunk,
+    CancelTurn,
     Commit,
+    EndTurn,
     ErrorEvent,
     InputAudio,
     InputTranscript,
@@ -33,12 +35,15 @@ from rtd.messages import (
     Interrupt,
     Mute,
     RequestResponse,
+    Sleep,
+    StartTurn,
     State,
     StateEvent,
     TextChunk,
     TextEvent,
     ToolCallEvent,
     UserText,
+    Wake,
 )
 
 logger = logging.getLogger(__name__)
@@ -127,7 +132,27 @@ class SenderContext:
 
     def interrupt(self) -> bool:
         """Cancel the assistant's answer and silence the speaker."""
-        return self._send(Interrupt())
+        return self._send(Interrupt("sender"))
+
+    def start_turn(self) -> bool:
+        """Manual turns (turn detection "none"): the user starts talking (a button pressed)."""
+        return self._send(StartTurn())
+
+    def end_turn(self) -> bool:
+        """Manual turns: the user stopped talking (the button released); the model answers."""
+        return self._send(EndTurn())
+
+    def cancel_turn(self) -> bool:
+        """Manual turns: drop what the user said in this turn; no answer."""
+        return self._send(CancelTurn())
+
+    def wake(self) -> bool:
+        """Open an on-demand conversation (a wake word, a button); a no-op when it is open."""
+        return self._send(Wake(self.name))
+
+    def sleep(self) -> bool:
+        """Close an on-demand conversation now."""
+        return self._send(Sleep(self.name))
 
     def mute(self, muted: bool = True) -> bool:
         """Stop (True) or resume (False) streaming the microphone."""
@@ -189,7 +214,8 @@ class Sender:
 
 __all__ = [
     "EVENT_TYPES", "AudioChunk", "AudioEvent", "AudioTranscript", "AudioTranscriptChunk",
-    "Commit", "ErrorEvent", "InputTranscript", "InputTranscriptChunk", "Interrupt", "Mute",
-    "Receiver", "RequestResponse", "Sender", "SenderContext", "State", "StateEvent",
-    "TextChunk", "TextEvent", "ToolCallEvent", "UserText",
+    "CancelTurn", "Commit", "EndTurn", "ErrorEvent", "InputTranscript", "InputTranscriptChunk",
+    "Interrupt", "Mute", "Receiver", "RequestResponse", "Sender", "SenderContext", "Sleep",
+    "StartTurn", "State", "StateEvent", "TextChunk", "TextEvent", "ToolCallEvent", "UserText",
+    "Wake",
 ]

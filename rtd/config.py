@@ -114,6 +114,39 @@ class AudioOutputConfig:
 
 
 @dataclass(frozen=True)
+class AudioConfig:
+    """How the microphone and the speaker work together: echo and interruptions."""
+
+    echo: str = setting("cancel", "how the assistant is kept from hearing itself: cancel (echo "
+                        "cancellation in rtd), mute (silence to the server while it speaks), "
+                        "none (a headset, or echo cancelled by the sound server)",
+                        choices=("cancel", "mute", "none"))
+    echo_tail_ms: int = setting(300, "mute: milliseconds the microphone stays silent after the "
+                                "assistant's last sample (the room's reverberation)",
+                                min=0, max=5000)
+    barge_in_min_ms: int = setting(0, "milliseconds the user must speak over the assistant "
+                                   "before it stops (0: at once); higher ignores coughs and "
+                                   "doors but makes interrupting slower", min=0, max=5000)
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """The control socket: `rtd status`, `rtd wake`, `rtd sleep`, `rtd talk`."""
+
+    path: str = setting("/run/rtd/control.sock", "Unix socket the rtd commands talk to")
+    mode: str = setting("0600", "socket permissions (octal); 0600: only rtd's own user, 0660: "
+                        "its group too")
+
+    def __post_init__(self) -> None:
+        try:
+            mode = int(self.mode, 8)
+        except ValueError:
+            mode = -1
+        if not 0 <= mode <= 0o777:
+            raise ValueError(f"mode {self.mode!r} is not an octal mode such as '0600'")
+
+
+@dataclass(frozen=True)
 class LogConfig:
     """How much the daemon says."""
 
@@ -163,6 +196,8 @@ class Config:
     session: SessionConfig = field(default_factory=SessionConfig)
     audio_input: AudioInputConfig = field(default_factory=AudioInputConfig)
     audio_output: AudioOutputConfig = field(default_factory=AudioOutputConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
     log: LogConfig = field(default_factory=LogConfig)
     #: Enabled components whose tables validated, in file order.
     components: tuple[ComponentConfig, ...] = ()
@@ -186,8 +221,10 @@ class Config:
 SECTIONS: dict[str, tuple[str, type]] = {
     "provider": ("provider", ProviderConfig),
     "session": ("session", SessionConfig),
+    "audio": ("audio", AudioConfig),
     "audio.input": ("audio_input", AudioInputConfig),
     "audio.output": ("audio_output", AudioOutputConfig),
+    "control": ("control", ControlConfig),
     "log": ("log", LogConfig),
 }
 
@@ -245,13 +282,11 @@ def parse(data: dict[str, Any], source: Path | None = None, *,
     if not isinstance(audio, dict):
         problems.append(f"audio: expected a table with input and output, got {type_name(audio)}")
         audio = {}
-    for key in audio:
-        if key not in ("input", "output"):
-            problems.append(f"audio.{key}: unknown table{did_you_mean(key, ['input', 'output'])}; "
-                            "known: audio.input, audio.output")
+    # [audio] holds its own keys beside the [audio.input] and [audio.output] tables
+    audio_keys = {k: v for k, v in audio.items() if k not in ("input", "output")}
     component_tables = {kind: data.pop(kind, {}) for kind in ("tools", "senders", "receivers")}
     flat = {**{k: v for k, v in data.items()}, "audio.input": audio.get("input", {}),
-            "audio.output": audio.get("output", {})}
+            "audio.output": audio.get("output", {}), "audio": audio_keys}
     for section, raw in flat.items():
         if section not in SECTIONS:
             known = [*SECTIONS, "tools", "senders", "receivers"]

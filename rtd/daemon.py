@@ -14,13 +14,20 @@ import pykka
 
 from rtd.actors.audio_input import AudioInputActor
 from rtd.actors.audio_output import AudioOutputActor
+from rtd.actors.control import ControlActor
 from rtd.actors.receiver import ReceiverActor
 from rtd.actors.sender import SenderActor
 from rtd.actors.session import SessionActor, TransportSettings
 from rtd.actors.tools import ToolsActor
 from rtd.audio import AudioInput, AudioOutput, open_input, open_output
 from rtd.components import Receiver, Sender
-from rtd.config import AudioInputConfig, AudioOutputConfig, Config, default_registry
+from rtd.config import (
+    AudioInputConfig,
+    AudioOutputConfig,
+    Config,
+    ControlConfig,
+    default_registry,
+)
 from rtd.messages import UpdateSession
 from rtd.plugins import Registry
 from rtd.protocol import events
@@ -83,6 +90,9 @@ class Daemon:
             children.append(child)
             keys[child.name] = key
 
+        # first up, last down: `rtd status` answers while everything else starts and stops
+        add(Child("control", self._start_control(config.control), ControlActor.receives,
+                  critical=False), config.control)
         tools = self._tools(config)
         add(Child("tools", self._start_tools(tools), ToolsActor.receives),
             tuple((name, settings, timeout) for name, (_, settings, timeout) in tools.items()))
@@ -120,6 +130,12 @@ class Daemon:
         def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
             instance = cls(settings) if cls.Settings is not None else cls()
             return actor.start(bus, crash, instance)
+        return start
+
+    @staticmethod
+    def _start_control(c: ControlConfig) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+        def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+            return ControlActor.start(bus, crash, c.path, c.mode)
         return start
 
     @staticmethod

@@ -5,9 +5,11 @@ Immutable so one message can go to several actors without copies or races. Audio
 
 **What plugins see** (re-exported by `rtd.components`, documented in docs/plugins.md): the
 event types in `EVENT_TYPES`, which receivers name by their ``kind``, and the sender messages
-(`UserText`, `Commit`, `RequestResponse`, `Interrupt`, `Mute`) that `SenderContext` sends.
-The rest (`InputAudio`, `OutputAudioDone`, `ToolCall`, `ConnectionState`, `ResponseStarted`,
-`ResponseDone`, `TurnState`, `Fatal`) is the runtime's own and may change between releases.
+(`UserText`, `Commit`, `RequestResponse`, `Interrupt`, `Mute`, `StartTurn`, `EndTurn`,
+`CancelTurn`, `Wake`, `Sleep`) that `SenderContext` sends. The rest (`InputAudio`,
+`OutputAudioDone`, `PlaybackStarted`, `PlaybackStopped`, `StatusReport`, `ToolCall`,
+`ConnectionState`, `ResponseStarted`, `ResponseDone`, `TurnState`, `Fatal`) is the runtime's
+own and may change between releases.
 
 Streaming types are marked ``lossy``: a receiver that falls behind loses some of them rather
 than the daemon's memory. The core actors that take the same messages (the speaker takes
@@ -16,8 +18,9 @@ than the daemon's memory. The core actors that take the same messages (the speak
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 # -- the runtime's own ------------------------------------------------------------------------
 
@@ -46,6 +49,37 @@ class OutputAudioDone:
 
 
 @dataclass(frozen=True)
+class PlaybackStarted:
+    """The first sample of an assistant item left for the speaker."""
+
+    item_id: str
+
+
+@dataclass(frozen=True)
+class PlaybackStopped:
+    """An assistant item ended at the speaker: played to its end, or cut by an `Interrupt`."""
+
+    item_id: str
+    played_ms: int
+    """Milliseconds of the item the listener heard: counted where samples leave for the
+    device, less the device's reported output latency, capped at ``received_ms``."""
+    received_ms: int
+    """Milliseconds of the item's audio that reached the player."""
+    interrupted: bool
+    """True when an `Interrupt` cut it; False when it played to its end."""
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """One actor's part of `rtd status`: the latest report per ``source`` wins."""
+
+    source: str
+    """Who reports: "session", "audio_input", ..."""
+    fields: Mapping[str, Any]
+    """JSON-able values (numbers, strings, booleans, None) by status key."""
+
+
+@dataclass(frozen=True)
 class ToolCall:
     """The model asked for a tool, and the response that asked completed."""
 
@@ -62,6 +96,9 @@ class ConnectionState:
     connected: bool
     detail: str
     """Human-readable: the URL (never credentials) or why it closed."""
+    expected: bool = False
+    """The close was asked for (`Sleep`, the idle cut-off, the daily budget): no reconnect
+    follows, so the conversation is idle rather than reconnecting."""
 
 
 @dataclass(frozen=True)
@@ -221,16 +258,28 @@ class ToolCallEvent:
         return f"{self.name}({self.arguments or '{}'}) -> {self.output}"
 
 
-State = Literal["idle", "listening", "thinking", "speaking", "error"]
+State = Literal["idle", "listening", "user_speaking", "thinking", "tool_running", "speaking",
+                "reconnecting", "error"]
+"""What the box is doing, as a light or a status line shows it. ``idle``: no conversation is
+open (an on-demand conversation asleep, the daily budget used up, before the first
+connection)."""
+
+STATES: tuple[State, ...] = ("idle", "listening", "user_speaking", "thinking", "tool_running",
+                             "speaking", "reconnecting", "error")
 
 
 @dataclass(frozen=True)
 class StateEvent:
-    """The conversation changed state: idle, listening, thinking, speaking, or error."""
+    """The conversation changed state (see `State`)."""
 
     kind: ClassVar[str] = "state"
     state: State
     detail: str = ""
+    """Why it changed, in a few words ("server heard speech", "reply played")."""
+    previous: State | None = None
+    """The state before; None for the first event."""
+    muted: bool = False
+    """The microphone is muted (no audio goes to the server), whatever the state."""
 
 
 @dataclass(frozen=True)
@@ -274,7 +323,42 @@ class RequestResponse:
 
 @dataclass(frozen=True)
 class Interrupt:
-    """Stop the assistant: cancel the response and silence the speaker."""
+    """Stop the assistant: cancel the response and silence the speaker within one block."""
+
+    source: str = "sender"
+    """Who asked: "sender" (a button, a script), "barge_in" (the user spoke over the
+    assistant), "turn" (a manual turn started)."""
+
+
+@dataclass(frozen=True)
+class StartTurn:
+    """Manual turns (turn detection "none"): the user starts talking; clear the input buffer
+    (and stop the assistant if it is speaking)."""
+
+
+@dataclass(frozen=True)
+class EndTurn:
+    """Manual turns: the user stopped talking; commit the input audio and ask for a response."""
+
+
+@dataclass(frozen=True)
+class CancelTurn:
+    """Manual turns: forget what the user said in this turn; no response."""
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Open an on-demand conversation (``[session] start = "on_demand"``); a no-op when open."""
+
+    source: str = "sender"
+    """Who asked: "control" (`rtd wake`), a sender's name, "text"."""
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """Close an on-demand conversation now (a close frame, no reconnect)."""
+
+    source: str = "sender"
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,9 @@ path = "{input_wav}"
 backend = "file"
 path = "{output_wav}"
 
+[control]
+path = "{path.parent / 'control.sock'}"
+
 [log]
 level = "info"
 

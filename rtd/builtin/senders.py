@@ -5,16 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
-import shutil
 import socket
 import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from rtd.builtin.paths import directory_problem
+from rtd.builtin.unixsocket import Wakeable, listen, path_problem
 from rtd.components import Sender, SenderContext
 from rtd.schema import setting
 
@@ -22,32 +20,6 @@ MAX_LINE = 4096
 """Bytes: a longer line is refused, so one client cannot make rtd hold unbounded text."""
 CLIENT_TIMEOUT = 10.0
 """Seconds a socket client may stay silent before it is dropped."""
-MAX_SOCKET_PATH = 107
-"""Bytes: the longest Unix socket path Linux binds (``sun_path`` holds 108 with the NUL)."""
-STAGING_PREFIX = ".rtd-"
-STAGING = len(f"/{STAGING_PREFIX}xxxxxxxx/s")
-"""Bytes the staging path adds to the socket's folder: it is bound in a private folder first."""
-
-
-class _Wakeable:
-    """A socketpair that interrupts a selector wait from another thread, without polling."""
-
-    def __init__(self) -> None:
-        self._r, self._w = socket.socketpair()
-        self._r.setblocking(False)
-
-    def fileno(self) -> int:
-        return self._r.fileno()
-
-    def wake(self) -> None:
-        with contextlib.suppress(OSError):
-            self._w.send(b"x")
-
-    def close(self) -> None:
-        self._r.close()
-        self._w.close()
-
-
 @dataclass(frozen=True)
 class SocketSettings:
     """Settings of the socket sender."""
@@ -78,23 +50,12 @@ class SocketSender(Sender):
 
     def __init__(self, settings: SocketSettings | None = None) -> None:
         super().__init__(settings or SocketSettings())
-        self._wake = _Wakeable()
+        self._wake = Wakeable()
 
     @classmethod
     def check(cls, settings: SocketSettings) -> list[str]:
         """The socket must be bindable: a short enough path, in a folder rtd can write to."""
-        path = Path(settings.path)
-        if _bind_length(path) > MAX_SOCKET_PATH:
-            return [f"path: {path} is too long for a Unix socket: rtd binds it as "
-                    f"{path.parent}/{STAGING_PREFIX}xxxxxxxx/s first, and Linux takes at most "
-                    f"{MAX_SOCKET_PATH} bytes; choose a shorter one"]
-        try:
-            if (path.exists() or path.is_symlink()) and not stat.S_ISSOCK(path.lstat().st_mode):
-                return [f"path: {path} exists and is not a socket; remove it or choose another "
-                        "senders.socket.path"]
-        except OSError as exc:
-            return [f"path: cannot look at {path}: {exc.strerror or exc}"]
-        problem = directory_problem(path)
+        problem = path_problem(Path(settings.path), "senders.socket.path")
         return [f"path: {problem}"] if problem else []
 
     def run(self, ctx: SenderContext) -> None:
@@ -129,36 +90,7 @@ class SocketSender(Sender):
 
     @staticmethod
     def _listen(path: Path, mode: int) -> socket.socket:
-        """Listen on ``path`` with ``mode`` from the first moment anyone can connect.
-
-        bind() creates the socket file with the process umask's permissions, so binding at
-        ``path`` and then chmod-ing leaves a moment in which anyone may connect. The socket is
-        bound inside a fresh owner-only folder beside ``path`` instead, given its mode there,
-        and renamed into place: nobody else can reach it before it has its final mode.
-        """
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        staging: Path | None = None
-        try:
-            if path.exists() or path.is_symlink():
-                if not stat.S_ISSOCK(path.lstat().st_mode):
-                    raise OSError(f"{path} exists and is not a socket; remove it or choose "
-                                  "another senders.socket.path")
-                path.unlink()  # left over from a previous run
-            path.parent.mkdir(parents=True, exist_ok=True)
-            staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=path.parent))  # 0700
-            staged = staging / "s"
-            server.bind(str(staged))
-            os.chmod(staged, mode)
-            server.listen(8)
-            os.replace(staged, path)
-        except OSError as exc:
-            server.close()
-            raise OSError(f"senders.socket.path: cannot listen on {path}: "
-                          f"{exc.strerror or exc}") from None
-        finally:
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
-        return server
+        return listen(path, mode, "senders.socket.path")
 
     def _serve(self, client: socket.socket, ctx: SenderContext) -> None:
         """Read lines from one client until it closes, idles too long, or rtd stops."""
@@ -210,7 +142,7 @@ class StdinSender(Sender):
                  ) -> None:
         super().__init__(settings or StdinSettings())
         self.stream = stream if stream is not None else sys.stdin
-        self._wake = _Wakeable()
+        self._wake = Wakeable()
 
     @classmethod
     def check(cls, settings: StdinSettings) -> list[str]:
@@ -241,11 +173,6 @@ class StdinSender(Sender):
 
     def stop(self) -> None:
         self._wake.wake()
-
-
-def _bind_length(path: Path) -> int:
-    """Bytes of the longest path bind() sees for this socket: its own or its staging path."""
-    return max(len(os.fsencode(path)), len(os.fsencode(path.parent)) + STAGING)
 
 
 def stdin_problem(stream: IO[str] | None = None) -> str | None:

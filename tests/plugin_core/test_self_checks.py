@@ -16,7 +16,8 @@ from rtdproc import KEY
 
 from rtd.builtin.clock import ClockSettings, check_clock, clock
 from rtd.builtin.receivers import TranscriptLogReceiver, TranscriptLogSettings
-from rtd.builtin.senders import MAX_SOCKET_PATH, SocketSender, SocketSettings
+from rtd.builtin.senders import SocketSender, SocketSettings
+from rtd.builtin.unixsocket import MAX_SOCKET_PATH
 from rtd.emulator import Emulator
 
 NO_AUDIO = '[audio.input]\nbackend = "none"\n[audio.output]\nbackend = "none"\n'
