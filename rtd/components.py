@@ -27,6 +27,7 @@ from rtd.messages import (
     AudioTranscriptChunk,
     CancelTurn,
     Commit,
+    ConnectionState,
     EndTurn,
     ErrorEvent,
     InputAudio,
@@ -214,8 +215,8 @@ class Sender:
 
 __all__ = [
     "EVENT_TYPES", "AudioChunk", "AudioEvent", "AudioTranscript", "AudioTranscriptChunk",
-    "CancelTurn", "Commit", "EndTurn", "ErrorEvent", "InputTranscript", "InputTranscriptChunk",
-    "Interrupt", "Mute", "Receiver", "RequestResponse", "Sender", "SenderContext", "Sleep",
-    "StartTurn", "State", "StateEvent", "TextChunk", "TextEvent", "ToolCallEvent", "UserText",
-    "Wake",
+    "CancelTurn", "Commit", "ConnectionState", "EndTurn", "ErrorEvent", "InputTranscript",
+    "InputTranscriptChunk", "Interrupt", "Mute", "Receiver", "RequestResponse", "Sender",
+    "SenderContext", "Sleep", "StartTurn", "State", "StateEvent", "TextChunk", "TextEvent",
+    "ToolCallEvent", "UserText", "Wake",
 ]

@@ -91,8 +91,9 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ConnectionState:
-    """The session connected or lost its connection."""
+    """The session connected or lost its connection (receivers: the ``connection`` kind)."""
 
+    kind: ClassVar[str] = "connection"
     connected: bool
     detail: str
     """Human-readable: the URL (never credentials) or why it closed."""
@@ -295,7 +296,8 @@ class ErrorEvent:
 
 EVENT_TYPES: dict[str, type] = {t.kind: t for t in (
     AudioEvent, AudioChunk, TextEvent, TextChunk, AudioTranscript, AudioTranscriptChunk,
-    InputTranscript, InputTranscriptChunk, ToolCallEvent, StateEvent, ErrorEvent)}
+    InputTranscript, InputTranscriptChunk, ToolCallEvent, StateEvent, ErrorEvent,
+    ConnectionState)}
 """Every event kind a receiver may name in ``events``, with its type."""
 
 
