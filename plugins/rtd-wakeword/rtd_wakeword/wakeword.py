@@ -144,9 +144,10 @@ class WakeWordSender(Sender):
         if self.settings.send_wake_word:
             self._keep(pcm, samples)
         for features in self._features.process_streaming(pcm):
+            # every frame goes through the model (its state streams on); a detection counts
+            # only outside the refractory period, which starts at the block after a wake
             if self._detector.process_streaming(features) and start >= self._quiet_until:
                 self._woken(ctx)
-                start = self._quiet_until  # one wake per block at most
 
     def _keep(self, pcm: bytes, samples: int) -> None:
         self._pre_roll.append(pcm)
