@@ -155,8 +155,10 @@ class Hub:
             client.publish(topic, payload, qos=1, retain=True)
         with self._lock:
             retained = dict(self.retained)
+        # QoS 0: paho sends unacknowledged QoS 1 messages again after a reconnect, *after*
+        # these, so a state published just before the broker went would come back stale
         for topic, payload in retained.items():
-            client.publish(topic, payload, qos=1, retain=True)
+            client.publish(topic, payload, qos=0, retain=True)
 
     def _on_connect_fail(self, _client: Any, _userdata: Any) -> None:
         self._failures += 1
