@@ -83,6 +83,22 @@ class SessionConfig:
     noise_reduction: str = setting("far_field", "input noise reduction for the microphone type",
                               choices=("far_field", "near_field", "none"))
     speed: float = setting(1.0, "speaking speed", min=0.25, max=1.5)
+    start: str = setting("always", "when rtd connects: always (at start, reconnecting), or "
+                         "on_demand (on a wake: rtd wake, a sender, typed text)",
+                         choices=("always", "on_demand"))
+    idle_close_s: float = setting(30.0, "on_demand: seconds in which nobody spoke before the "
+                                  "conversation closes", min=1.0, max=86400.0)
+    recycle_before_s: float = setting(120.0, "seconds before the server's session limit at "
+                                      "which rtd moves the conversation to a new connection",
+                                      min=0.5, max=1800.0)
+    replay_max_chars: int = setting(20000, "characters of earlier conversation replayed into a "
+                                    "new connection (the oldest go first); 0: none",
+                                    min=0, max=1000000)
+    max_minutes_per_day: float = setting(0.0, "connected minutes per local day; past them rtd "
+                                         "stays offline until midnight; 0: no limit",
+                                         min=0.0, max=1440.0)
+    state_dir: str = setting("", "where rtd keeps what survives a restart (minutes used "
+                             "today); empty: $STATE_DIRECTORY, else $XDG_STATE_HOME/rtd")
 
 
 @dataclass(frozen=True)

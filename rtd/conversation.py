@@ -147,6 +147,19 @@ _FATE_WORDS = {
 }
 
 
+def _cut(text: str, share: float) -> str:
+    """The part of ``text`` heard before an interruption: the first ``share`` of it, to the
+    end of a word, marked as cut off."""
+    if share >= 1.0:
+        return text
+    if share <= 0.0:
+        return ""
+    end = round(len(text) * share)
+    while end < len(text) and not text[end].isspace():
+        end += 1
+    return text if end >= len(text) else text[:end].rstrip() + "..."
+
+
 def _remember(table: dict[Any, Any], key: Any, value: Any, limit: int = REMEMBERED) -> None:
     table[key] = value
     if len(table) > limit:
@@ -248,6 +261,101 @@ class Conversation:
         self._publish(ErrorEvent("connection", "disconnected", reason))
         self._set_state("error", reason)
         return self._finish()
+
+    def closed(self, why: str) -> list[Command]:
+        """rtd closed the connection on purpose (a sleep, the idle cut-off, the daily budget):
+        no reconnect follows, so this is no error; what was in flight is gone."""
+        self._out = []
+        self._connected = False
+        self._drop_in_flight()
+        self._pending.clear()
+        self._publish(ConnectionState(False, why, expected=True))
+        self._state = "idle"
+        self._publish(StateEvent("idle", why))  # even from idle: it marks the close
+        return self._finish()
+
+    def awake(self, detail: str) -> list[Command]:
+        """An on-demand conversation opened: marked by a state event receivers can show."""
+        self._out = []
+        self._state = "listening"
+        self._publish(StateEvent("listening", detail))
+        return self._finish()
+
+    def forget_history(self) -> None:
+        """Start a new conversation: the items (and so the next replay) are forgotten; call
+        ids and event ids stay remembered, so late answers are still recognised."""
+        self._items.clear()
+        self._order.clear()
+        self._by_call.clear()
+        self._unconfirmed.clear()
+        self._audio.clear()
+        self._audio_bytes.clear()
+        self.playing = None
+
+    @property
+    def has_pending_input(self) -> bool:
+        """Sender input is held for the next connection."""
+        return bool(self._pending)
+
+    def replay(self, max_chars: int, heard: Mapping[str, float] | None = None
+               ) -> list[dict[str, Any]]:
+        """The conversation so far as ``conversation.item.create`` events for a new session,
+        oldest first, under the items' own ids (so the server's echoes are recognised as
+        items already known, not new history).
+
+        User messages become ``input_text`` (the typed text or the transcription), assistant
+        messages ``output_text`` with the final transcript, cut to the share ``heard[id]``
+        (0..1) the user heard before an interruption; function calls with their call id, name
+        and arguments, each followed (where it was) by its output, exactly as sent. A call
+        without an output (abandoned with its connection, or still running) is left out, and
+        so is an output whose call is: servers refuse an output whose call they do not know.
+        Messages without text (audio never transcribed) are left out. The oldest go first
+        until the rest fit in ``max_chars`` characters of text, arguments and outputs; a call
+        and its output go together.
+        """
+        if max_chars <= 0:
+            return []
+        heard = heard or {}
+        items = [self._items[i] for i in self._order]
+        answered = {i.call_id for i in items if i.kind == "function_call_output"}
+        made: dict[str, dict[str, Any]] = {}      # item id -> its event
+        units: list[list[Any]] = []               # [chars, item ids], oldest first
+        open_calls: dict[str, list[Any]] = {}     # call id -> its unit, until its output
+        for item in items:
+            if item.kind == "message":
+                text = item.text.strip()
+                if item.role == "assistant" and item.id in heard:
+                    text = _cut(text, heard[item.id])
+                if not text or item.role not in ("user", "assistant"):
+                    continue
+                build = events.user_text if item.role == "user" else events.assistant_text
+                made[item.id] = build(text, item_id=item.id)
+                units.append([len(text), [item.id]])
+            elif (item.kind == "function_call" and item.call_id in answered
+                  and item.call_id not in open_calls):
+                arguments = item.arguments or "{}"
+                made[item.id] = events.function_call(item.call_id or "", item.name or "",
+                                                     arguments, item_id=item.id)
+                unit = [len(arguments) + len(item.name or ""), [item.id]]
+                units.append(unit)
+                open_calls[item.call_id or ""] = unit
+            elif item.kind == "function_call_output" and item.call_id in open_calls:
+                unit = open_calls.pop(item.call_id or "")
+                output = item.output or ""
+                made[item.id] = events.function_call_output(item.call_id or "", output,
+                                                            item_id=item.id)
+                unit[0] += len(output)
+                unit[1].append(item.id)
+        for unit in open_calls.values():  # no output after it: never a call without one
+            units.remove(unit)
+        total = sum(unit[0] for unit in units)
+        first = 0
+        while first < len(units) and total > max_chars:
+            total -= units[first][0]
+            first += 1
+        kept = {item_id for unit in units[first:] for item_id in unit[1]}
+        # in the items' order: an output stays where it was, after what came between
+        return [self.stamp(made[item.id]) for item in items if item.id in kept]
 
     def stop(self) -> list[Command]:
         """rtd is stopping: running tool calls are answered as cancelled (when connected), and
@@ -670,7 +778,7 @@ class Conversation:
         new = replace(
             old, role=old.role or role, text=old.text or text, call_id=old.call_id or call_id,
             name=old.name or name,
-            arguments=old.arguments if old.arguments is not None else it.get("arguments"),
+            arguments=old.arguments or it.get("arguments") or old.arguments,
             output=old.output if old.output is not None else it.get("output"),
             interrupted=old.interrupted or cut)
         if new != old:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,10 +15,11 @@ import pykka
 
 from rtd.actors.audio_input import AudioInputActor
 from rtd.actors.audio_output import AudioOutputActor
+from rtd.actors.budget import state_directory
 from rtd.actors.control import ControlActor
 from rtd.actors.receiver import ReceiverActor
 from rtd.actors.sender import SenderActor
-from rtd.actors.session import SessionActor, TransportSettings
+from rtd.actors.session import SessionActor, SessionPolicy, TransportSettings
 from rtd.actors.tools import ToolsActor
 from rtd.audio import AudioInput, AudioOutput, open_input, open_output
 from rtd.components import Receiver, Sender
@@ -109,10 +111,11 @@ class Daemon:
             connect_timeout=p.connect_timeout, ping_interval=p.ping_interval,
             pong_timeout=p.pong_timeout, send_timeout=p.send_timeout,
             response_timeout=p.response_timeout, audio_backlog_ms=config.audio_input.backlog_ms)
+        policy = self._policy(config)
         # the server refuses a new voice once the conversation has audio: a new voice needs a
         # new conversation, so it restarts the session like a new server does
-        add(Child("session", self._start_session(target, transport), SessionActor.receives),
-            (target, transport, config.session.voice))
+        add(Child("session", self._start_session(target, transport, policy),
+                  SessionActor.receives), (target, transport, policy, config.session.voice))
         for name, c in config.enabled("senders").items():
             cls = c.component or self.registry.senders[name]
             add(Child(f"senders.{name}", self._component(SenderActor, cls, c.settings),
@@ -155,12 +158,22 @@ class Daemon:
             return AudioOutputActor.start(bus, crash, self.output)
         return start
 
-    def _start_session(self, target: Endpoint, transport: TransportSettings
-                       ) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+    @staticmethod
+    def _policy(config: Config) -> SessionPolicy:
+        s = config.session
+        return SessionPolicy(start=s.start, idle_close_s=s.idle_close_s,
+                             recycle_before_s=s.recycle_before_s,
+                             replay_max_chars=s.replay_max_chars,
+                             default_session_s=1800.0 if config.provider.name == "azure"
+                             else 3600.0, max_minutes_per_day=s.max_minutes_per_day,
+                             state_dir=state_directory(s.state_dir, os.environ))
+
+    def _start_session(self, target: Endpoint, transport: TransportSettings,
+                       policy: SessionPolicy) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
         def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
             # the current settings: a session restarted after a reload starts with the new ones
             return SessionActor.start(bus, crash, target, self.session_update,
-                                      transport=transport)
+                                      transport=transport, policy=policy)
         return start
 
     def _start_input(self, a: AudioInputConfig) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:

@@ -186,6 +186,27 @@ def user_text(text: str, *, item_id: str | None = None) -> dict[str, Any]:
     return {"type": "conversation.item.create", "item": item}
 
 
+def assistant_text(text: str, *, item_id: str | None = None) -> dict[str, Any]:
+    """An assistant message as text: what the assistant said earlier, replayed into a new
+    session (its audio cannot be)."""
+    item: dict[str, Any] = {"type": "message", "role": "assistant",
+                            "content": [{"type": "output_text", "text": text}]}
+    if item_id is not None:
+        item = {"id": item_id, **item}
+    return {"type": "conversation.item.create", "item": item}
+
+
+def function_call(call_id: str, name: str, arguments: str, *,
+                  item_id: str | None = None) -> dict[str, Any]:
+    """A function call the model made earlier, replayed into a new session (its output item,
+    with the same ``call_id``, must follow it)."""
+    item: dict[str, Any] = {"type": "function_call", "call_id": call_id, "name": name,
+                            "arguments": arguments}
+    if item_id is not None:
+        item = {"id": item_id, **item}
+    return {"type": "conversation.item.create", "item": item}
+
+
 def with_event_id(event: Mapping[str, Any], event_id: str) -> dict[str, Any]:
     """A copy of a client event carrying `event_id`, which the server echoes in an error the
     event causes (``error.event_id``)."""
