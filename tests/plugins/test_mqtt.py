@@ -89,7 +89,7 @@ class Device:
 def device(mqtt, broker) -> Iterator[Device]:
     d = Device(mqtt, mqtt.MqttSettings(port=broker.port, device_id=DEVICE,
                                        device_name="Kitchen")).start()
-    assert d.hub.connected.wait(10)
+    assert d.hub.connected.wait(10) and d.hub.commands_ready.wait(10)
     yield d
     d.stop()
 
@@ -104,8 +104,10 @@ def configs(watch: Watcher) -> dict[str, dict]:
     return out
 
 
-def test_discovery_describes_the_device_retained(device, broker):
-    watch = Watcher(broker.port, ("homeassistant/#", "rtd/#"))  # after: sees what is retained
+def test_discovery_describes_the_device_retained(device, broker, watch):
+    watch.wait_for(lambda seen: len(configs(watch)) == len(ENTITIES))
+    watch.wait_value(f"{BASE}/mute", b"OFF")  # the last of what a connection publishes
+    watch = Watcher(broker.port, ("homeassistant/#", "rtd/#"))  # later: sees what is retained
     watch.wait_for(lambda seen: len(configs(watch)) == len(ENTITIES))
     found = configs(watch)
     assert set(found) == ENTITIES
@@ -168,10 +170,9 @@ def test_commands_mute_wake_sleep_stop_and_speak(device, watch, caplog):
         watch.publish(f"{BASE}/stop/press", "PRESS")
         watch.publish(f"{BASE}/sleep/press", "PRESS")
         watch.publish(f"{BASE}/mute/set", "maybe")  # not a switch's payload: ignored
-        assert wait_until(lambda: len(device.sent) >= 6, timeout=10)
+        assert wait_until(lambda: "expected ON or OFF, got 'maybe'" in caplog.text, timeout=10)
     assert device.sent == [Mute(True), Mute(False), Wake("mqtt"), UserText("Turn on the radio"),
                            Interrupt("sender"), Sleep("mqtt")]
-    assert "expected ON or OFF, got 'maybe'" in caplog.text
     assert "Turn on the radio" not in caplog.text  # what is said is rtd's to log, not ours
 
 
@@ -190,15 +191,23 @@ def test_a_retained_command_does_not_act_again(device, watch, caplog, mqtt, brok
             watch.publish(f"{BASE}/wake/press", "", retain=True)  # clear it
 
 
-def test_without_the_sender_commands_are_explained_not_dropped_silently(mqtt, broker, watch,
-                                                                         caplog):
+def test_without_the_sender_the_commands_are_said_to_need_it(mqtt, broker, watch, caplog,
+                                                             monkeypatch):
+    from rtd_mqtt import hub
+
+    monkeypatch.setattr(hub, "SENDER_GRACE_S", 0.2)
     d = Device(mqtt, mqtt.MqttSettings(port=broker.port, device_id=DEVICE)).start(
         with_sender=False)
     try:
-        assert d.hub.connected.wait(10)
         with caplog.at_level(logging.WARNING, logger="rtd_mqtt"):
-            watch.publish(f"{BASE}/wake/press", "PRESS")
-            assert wait_until(lambda: "add a [senders.mqtt] table" in caplog.text, timeout=10)
+            assert d.hub.connected.wait(10)
+            assert wait_until(lambda: "no [senders.mqtt] table" in caplog.text, timeout=10)
+        assert not d.hub.commands_ready.is_set()
+        # the sender starting (after the receiver, as rtd starts them) brings the commands
+        d.hub.attach(d.ctx)
+        assert d.hub.commands_ready.wait(10)
+        watch.publish(f"{BASE}/wake/press", "PRESS")
+        assert wait_until(lambda: d.sent == [Wake("mqtt")], timeout=10)
     finally:
         d.stop()
 

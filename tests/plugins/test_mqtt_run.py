@@ -65,6 +65,7 @@ def test_home_assistant_follows_and_drives_a_conversation(run_rtd, tmp_path, bro
         conf = write_config(tmp_path / "rtd.toml", emu.url, broker.port)
         d = run_rtd("run", "--config", str(conf))
         d.wait_for_line("mqtt: connected to localhost:", timeout=TIMEOUT)
+        d.wait_for_line("mqtt: Home Assistant's commands reach rtd", timeout=TIMEOUT)
         watch.wait_value(f"{BASE}/availability", b"online", timeout=TIMEOUT)
         watch.wait_value(f"{BASE}/connected", b"ON", timeout=TIMEOUT)
         watch.wait_for(lambda seen: any(m.topic == "homeassistant/text/rtd_kitchen/say/config"

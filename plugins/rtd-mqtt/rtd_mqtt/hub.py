@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 QUEUE_LIMIT = 200
 """Packets paho may hold while the broker is slow; beyond it a publish is dropped (the
 retained state is published again on the next connection anyway)."""
+SENDER_GRACE_S = 5.0
+"""Seconds after start by which [senders.mqtt] has lent its context, or the commands are
+said to need it (senders start after receivers)."""
 GOODBYE_TIMEOUT = 1.0
 """Seconds stop() waits for ``offline`` to reach the broker before disconnecting anyway."""
 
@@ -45,7 +48,15 @@ class Hub:
         self.retained: dict[str, bytes] = {}
         self.ctx: SenderContext | None = None
         self.connected = threading.Event()
-        """Set while the broker has accepted the connection."""
+        """Set while connected: the broker acknowledged the first subscription."""
+        self._linked = False
+        """The broker accepted the connection (states may be published), acknowledged or
+        not; only paho's thread sets it, under the lock."""
+        self._subscription: int | None = None
+        self._command_subscription: int | None = None
+        self.commands_ready = threading.Event()
+        """Set while Home Assistant's commands are subscribed to and reach the sender."""
+        self._grace: threading.Timer | None = None
         self.connections = 0
         """Accepted connections so far (each one republished discovery)."""
         self._failures = 0
@@ -71,6 +82,7 @@ class Hub:
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         with self._lock:
             self.settings, self.client, self.versions = settings, client, versions
@@ -79,15 +91,29 @@ class Hub:
                              t["mute"]: discovery.OFF.encode()}
         client.connect_async(settings.host, settings.port, settings.keepalive)
         client.loop_start()
+        if settings.commands:
+            self._grace = threading.Timer(SENDER_GRACE_S, self._no_sender)
+            self._grace.daemon = True
+            self._grace.start()
+
+    def _no_sender(self) -> None:
+        with self._lock:
+            missing = self.ctx is None and self.client is not None
+        if missing:
+            logger.warning("mqtt: no [senders.mqtt] table: Home Assistant's mute switch, "
+                           "buttons and say text will do nothing; add [senders.mqtt] to "
+                           "rtd.toml (or set receivers.mqtt.commands = false)")
 
     def close(self) -> None:
         """Say ``offline`` (the will is for when rtd cannot) and disconnect."""
         with self._lock:
             client, settings = self.client, self.settings
             self.client = None
+        if self._grace is not None:
+            self._grace.cancel()
         if client is None or settings is None:
             return
-        if self.connected.is_set():
+        if self._linked:
             info = client.publish(discovery.topics(settings)["availability"],
                                   discovery.OFFLINE, qos=1, retain=True)
             # the connection may go meanwhile: the will says it then
@@ -95,7 +121,9 @@ class Hub:
                 info.wait_for_publish(GOODBYE_TIMEOUT)
         client.disconnect()
         client.loop_stop()
+        self._linked = False
         self.connected.clear()
+        self.commands_ready.clear()
 
     def show(self, role: str, payload: str | bytes) -> None:
         """Set what a state topic shows (retained), now if connected, else on connecting."""
@@ -107,20 +135,28 @@ class Hub:
             if self.retained.get(topic) == data:
                 return
             self.retained[topic] = data
-            client = self.client if self.connected.is_set() else None
+            client = self.client if self._linked else None
         if client is not None:
             client.publish(topic, data, qos=0, retain=True)
 
     # -- the sender's side ------------------------------------------------------------------
 
     def attach(self, ctx: SenderContext) -> None:
+        """Commands from now on act through ``ctx``: subscribe to them if connected."""
         with self._lock:
             self.ctx = ctx
+            client, settings = (self.client, self.settings) if self._linked else (None, None)
+        if client is not None and settings is not None and settings.commands:
+            self._subscribe_commands(client, settings)
 
     def detach(self, ctx: SenderContext) -> None:
         with self._lock:
             if self.ctx is ctx:
                 self.ctx = None
+
+    def _subscribe_commands(self, client: Any, settings: MqttSettings) -> None:
+        _result, mid = client.subscribe([(topic, 1) for topic in command_topics(settings)])
+        self._command_subscription = mid
 
     # -- paho's thread ----------------------------------------------------------------------
 
@@ -138,17 +174,27 @@ class Hub:
                                reason)
             return
         t = discovery.topics(settings)
-        subscriptions = [t["ha_status"]]
-        if settings.commands:
-            subscriptions += [t["mute_set"], t["wake"], t["sleep"], t["stop"], t["say"]]
-        client.subscribe([(topic, 1) for topic in subscriptions])
+        _result, self._subscription = client.subscribe(t["ha_status"], 1)
         client.publish(t["availability"], discovery.ONLINE, qos=1, retain=True)
+        with self._lock:
+            self._linked = True  # before the copy of the state: a change meanwhile goes out
+            attached = self.ctx is not None
+        # commands only once they can act: [senders.mqtt] starts after this receiver
+        if attached and settings.commands:
+            self._subscribe_commands(client, settings)
         self._publish_device(client, settings)
         self._failures = 0
         self.connections += 1
-        self.connected.set()
         logger.info("mqtt: connected to %s as %s (Home Assistant device %s)", where,
                     settings.username or "anonymous", settings.device)
+
+    def _on_subscribe(self, _client: Any, _userdata: Any, mid: int, _reasons: Any,
+                      _properties: Any) -> None:
+        if mid == self._subscription:
+            self.connected.set()
+        elif mid == self._command_subscription and not self.commands_ready.is_set():
+            self.commands_ready.set()
+            logger.info("mqtt: Home Assistant's commands reach rtd")
 
     def _publish_device(self, client: Any, settings: MqttSettings) -> None:
         for topic, payload in discovery.payloads(settings, *self.versions).items():
@@ -169,8 +215,10 @@ class Hub:
 
     def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any,
                        _properties: Any) -> None:
-        was = self.connected.is_set()
+        with self._lock:
+            was, self._linked = self._linked, False
         self.connected.clear()
+        self.commands_ready.clear()
         settings = self.settings
         if was and settings is not None and self.client is not None:
             logger.warning("mqtt: lost the broker at %s:%d (%s); reconnecting", settings.host,
@@ -199,9 +247,9 @@ class Hub:
         with self._lock:
             ctx = self.ctx
         what = message.topic.rsplit("/", 2)[-2] if message.topic.count("/") >= 2 else ""
-        if ctx is None:
-            logger.warning("mqtt: %s from Home Assistant ignored: add a [senders.mqtt] table "
-                           "to rtd.toml so that commands reach rtd", what or message.topic)
+        if ctx is None:  # only while rtd stops: the sender went first
+            logger.info("mqtt: %s from Home Assistant ignored: rtd is stopping",
+                        what or message.topic)
             return
         if message.topic in actions:
             logger.info("mqtt: %s from Home Assistant", what)
@@ -218,6 +266,11 @@ class Hub:
         elif message.topic == t["say"] and payload:
             logger.info("mqtt: say from Home Assistant (%d characters)", len(payload))
             ctx.send_text(payload)
+
+
+def command_topics(settings: MqttSettings) -> list[str]:
+    t = discovery.topics(settings)
+    return [t["mute_set"], t["wake"], t["sleep"], t["stop"], t["say"]]
 
 
 HUB = Hub()

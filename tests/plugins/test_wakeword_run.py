@@ -1,0 +1,81 @@
+"""The wake word in the real `rtd run`, on real audio through the PulseAudio virtual cables.
+
+espeak-ng's speech is played into the `mic` null sink, which rtd records as its microphone
+(sounddevice -> PortAudio -> ALSA -> PulseAudio, paced in real time, as on a Pi); rtd waits
+on demand, and the emulator counts every connection attempt: none may come before the wake
+word, however much is said before it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from rtdproc import KEY, wait_until
+
+from rtd.emulator import DEMO_SCENARIO, Emulator, load_scenario
+
+pytestmark = [
+    pytest.mark.pulse,
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed"),
+]
+TIMEOUT = 40.0
+
+
+def say(folder: Path, name: str, text: str, voice: str = "en") -> Path:
+    """A WAV of espeak-ng saying ``text``, with a quiet second after it."""
+    path = folder / f"{name}.wav"
+    spoken = folder / f"{name}-bare.wav"
+    subprocess.run(["espeak-ng", "-v", voice, "-w", str(spoken), text], check=True, timeout=30)
+    subprocess.run(["sox", str(spoken), str(path), "pad", "0.3", "1.0"], check=True,
+                   timeout=30)
+    return path
+
+
+def test_nothing_reaches_the_server_before_the_wake_word(pulse, run_rtd, tmp_path):
+    question = say(tmp_path, "question", "what time is it")
+    wake = say(tmp_path, "wake", "okay nabu")
+    with Emulator(scenario=load_scenario(DEMO_SCENARIO), voice_engine="tones") as emu:
+        conf = tmp_path / "rtd.toml"
+        conf.write_text(f"""
+[provider]
+name = "custom"
+url = "{emu.url}"
+[audio.input]
+device = "pulse"
+[audio.output]
+device = "pulse"
+[session]
+start = "on_demand"
+idle_close_s = 30.0
+[control]
+path = "{tmp_path / 'control.sock'}"
+[tools.clock]
+[senders.wakeword]
+model = "okay_nabu"
+""")
+        d = run_rtd("run", "--config", str(conf),
+                    extra_env={**pulse.env, "PULSE_SOURCE": "mic.monitor",
+                               "PULSE_SINK": "speaker"})
+        d.wait_for_line("wakeword: listening for 'Okay Nabu'", timeout=TIMEOUT)
+        assert "sounddevice" in d.wait_for_line("microphone: ", timeout=TIMEOUT)
+        d.wait_for_line("not connecting until a wake", timeout=TIMEOUT)
+
+        # ordinary speech, twice: heard by the microphone, sent nowhere
+        pulse.play_into_mic(question)
+        pulse.play_into_mic(question)
+        assert d.count("wakeword: heard") == 0
+        assert emu.attempts == 0 and emu.sessions == []
+
+        pulse.play_into_mic(wake)
+        d.wait_for_line("wakeword: heard 'Okay Nabu'", timeout=TIMEOUT)
+        assert wait_until(lambda: len(emu.sessions) == 1, timeout=TIMEOUT)
+        assert emu.attempts == 1
+        # the conversation is open: the question now reaches the model, which answers it
+        pulse.play_into_mic(question)
+        d.wait_for_line("assistant: It is", timeout=TIMEOUT)
+        assert d.count("wakeword: heard") == 1
+        assert d.stop() == 0
+    assert "Traceback" not in d.output and KEY not in d.output
