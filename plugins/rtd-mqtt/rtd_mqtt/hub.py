@@ -54,6 +54,7 @@ class Hub:
         not; only paho's thread sets it, under the lock."""
         self._subscription: int | None = None
         self._command_subscription: int | None = None
+        self._subscribing = threading.Lock()
         self.commands_ready = threading.Event()
         """Set while Home Assistant's commands are subscribed to and reach the sender."""
         self._grace: threading.Timer | None = None
@@ -155,8 +156,11 @@ class Hub:
                 self.ctx = None
 
     def _subscribe_commands(self, client: Any, settings: MqttSettings) -> None:
-        _result, mid = client.subscribe([(topic, 1) for topic in command_topics(settings)])
-        self._command_subscription = mid
+        # held across the call: from the sender's thread the acknowledgement may come back
+        # on paho's before subscribe() returns the id it acknowledges
+        with self._subscribing:
+            _result, mid = client.subscribe([(t, 1) for t in command_topics(settings)])
+            self._command_subscription = mid
 
     # -- paho's thread ----------------------------------------------------------------------
 
@@ -190,9 +194,11 @@ class Hub:
 
     def _on_subscribe(self, _client: Any, _userdata: Any, mid: int, _reasons: Any,
                       _properties: Any) -> None:
+        with self._subscribing:
+            commands = mid == self._command_subscription
         if mid == self._subscription:
             self.connected.set()
-        elif mid == self._command_subscription and not self.commands_ready.is_set():
+        elif commands and not self.commands_ready.is_set():
             self.commands_ready.set()
             logger.info("mqtt: Home Assistant's commands reach rtd")
 
