@@ -31,7 +31,8 @@ def free_port() -> int:
 
 
 class Broker:
-    def __init__(self, folder: Path, *, users: dict[str, str] | None = None) -> None:
+    def __init__(self, folder: Path, *, users: dict[str, str] | None = None,
+                 tls: tuple[Path, Path] | None = None) -> None:
         if shutil.which("mosquitto") is None:
             raise BrokerUnavailable("mosquitto is not installed (apt-get install mosquitto)")
         self.folder = folder
@@ -41,6 +42,8 @@ class Broker:
         lines = [f"user {getpass.getuser()}", f"listener {self.port} 127.0.0.1",
                  "persistence false",
                  "log_dest stderr", "log_type error", "log_type warning"]
+        if tls is not None:  # (certificate, key): TLS only on this listener
+            lines += [f"certfile {tls[0]}", f"keyfile {tls[1]}"]
         if users:
             passwords = folder / "passwords"
             passwords.write_text("")
@@ -79,6 +82,22 @@ class Broker:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         self.proc = None
+
+
+def make_certificates(folder: Path, name: str = "localhost") -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate it signed for ``name``: (ca, cert, key)."""
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60,
+                       cwd=folder)
+
+    curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl("req", "-x509", *curve, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=rtd test CA")
+    openssl("req", *curve, "-keyout", "server.key", "-out", "server.csr", "-subj", f"/CN={name}")
+    (folder / "san.ext").write_text(f"subjectAltName=DNS:{name},IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "san.ext")
+    return folder / "ca.pem", folder / "server.pem", folder / "server.key"
 
 
 @dataclass(frozen=True)

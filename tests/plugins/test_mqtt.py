@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Iterator
 
 import pytest
-from broker import Broker, BrokerUnavailable, Watcher
+from broker import Broker, BrokerUnavailable, Watcher, make_certificates
 from rtdproc import wait_until
 
 from rtd import config as cfg
@@ -321,6 +322,30 @@ def test_a_password_from_a_file_and_a_credential_never_logged(mqtt, tmp_path, ca
             assert not d.hub.connected.is_set()
             d.stop()
         assert secret not in caplog.text and "wrong" not in caplog.text
+    finally:
+        b.stop()
+
+
+def test_tls_with_the_brokers_ca_and_a_refused_stranger(mqtt, tmp_path, caplog):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    (tmp_path / "ours").mkdir()
+    (tmp_path / "theirs").mkdir()
+    ca, cert, key = make_certificates(tmp_path / "ours")
+    other_ca, _, _ = make_certificates(tmp_path / "theirs")
+    b = Broker(tmp_path, tls=(cert, key)).start()
+    try:
+        d = Device(mqtt, mqtt.MqttSettings(port=b.port, device_id=DEVICE, tls=True,
+                                           ca_file=str(ca))).start()
+        assert d.hub.connected.wait(10) and d.hub.commands_ready.wait(10)
+        d.stop()
+        # a broker whose certificate our CA did not sign is not talked to
+        with caplog.at_level(logging.WARNING, logger="rtd_mqtt"):
+            d = Device(mqtt, mqtt.MqttSettings(port=b.port, device_id=DEVICE, tls=True,
+                                               ca_file=str(other_ca))).start()
+            assert wait_until(lambda: "cannot reach the broker" in caplog.text, timeout=10)
+            assert not d.hub.connected.is_set()
+            d.stop()
     finally:
         b.stop()
 

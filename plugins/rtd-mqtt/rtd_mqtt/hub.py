@@ -216,8 +216,10 @@ class Hub:
         self._failures += 1
         settings = self.settings
         if self._failures == 1 and settings is not None:
-            logger.warning("mqtt: cannot reach the broker at %s:%d; retrying every %d s at "
-                           "most", settings.host, settings.port, settings.reconnect_max_s)
+            why = (" (or its certificate is not signed by receivers.mqtt.ca_file, or not "
+                   f"for {settings.host})") if settings.tls else ""
+            logger.warning("mqtt: cannot reach the broker at %s:%d%s; retrying every %d s at "
+                           "most", settings.host, settings.port, why, settings.reconnect_max_s)
 
     def _on_disconnect(self, _client: Any, _userdata: Any, _flags: Any, reason: Any,
                        _properties: Any) -> None:
