@@ -20,7 +20,7 @@ from rtd import config as cfg
 from rtd import plugins
 from rtd.actors.sender import SenderActor
 from rtd.audio.resample import resample
-from rtd.messages import InputAudio, Wake
+from rtd.messages import InputAudio, Interrupt, Wake
 from rtd.supervisor import Bus, Ping
 
 RATE = 24000
@@ -86,6 +86,7 @@ def test_okay_nabu_opens_the_conversation(wakeword, voice):
     heard = Listening(wakeword.WakeWordSender(wakeword.WakeWordSettings()))
     heard.play(np.concatenate([silence(0.5), speak("okay nabu", voice), silence(1.0)]))
     assert heard.of(Wake) == [Wake("wakeword")]
+    assert heard.of(Interrupt) == [Interrupt("sender")]  # it stops the assistant too
     # the wake word itself is not sent by default: only the microphone's own blocks were seen
     assert {m.source for m in heard.of(InputAudio)} == {"microphone"}
 
@@ -96,6 +97,12 @@ def test_ordinary_speech_does_not(wakeword, text):
     heard = Listening(wakeword.WakeWordSender(wakeword.WakeWordSettings()))
     heard.play(np.concatenate([silence(0.5), speak(text), silence(1.0)]))
     assert heard.of(Wake) == []
+
+
+def test_interrupt_false_only_wakes(wakeword):
+    heard = Listening(wakeword.WakeWordSender(wakeword.WakeWordSettings(interrupt=False)))
+    heard.play(np.concatenate([silence(0.5), speak("okay nabu"), silence(1.0)]))
+    assert heard.of(Wake) == [Wake("wakeword")] and heard.of(Interrupt) == []
 
 
 @pytest.mark.parametrize(("refractory_s", "wakes"), [(10.0, 1), (1.0, 2)])

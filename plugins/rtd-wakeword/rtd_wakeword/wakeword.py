@@ -49,6 +49,8 @@ class WakeWordSettings:
     send_wake_word: bool = setting(False, "send the wake word itself to the model too (the "
                                    "last 2 s before the detection); by default only what "
                                    "follows it is sent")
+    interrupt: bool = setting(True, "the wake word said while the assistant speaks stops "
+                              "it, as a new request would")
     probability_cutoff: float = setting(0.0, "detection threshold from 0 to 1; higher: fewer "
                                         "false wakes, more missed ones; 0: the model's own",
                                         min=0.0, max=1.0)
@@ -73,7 +75,7 @@ def model_config(model: str) -> Path:
 
 
 class WakeWordSender(Sender):
-    """Calls ``ctx.wake()`` when the configured wake word is heard."""
+    """Calls ``ctx.wake()`` when the configured wake word is heard (and interrupts)."""
 
     name = "wakeword"
     Settings = WakeWordSettings
@@ -160,6 +162,8 @@ class WakeWordSender(Sender):
         self.detections += 1
         self._quiet_until = self._heard + int(self.settings.refractory_s * RATE)
         logger.info("wakeword: heard %r", self.wake_word)
+        if self.settings.interrupt:
+            ctx.interrupt()  # nothing to stop while asleep or listening: the session ignores it
         ctx.wake()
         if self.settings.send_wake_word and self._pre_roll:
             ctx.send_audio(to_wire(b"".join(self._pre_roll)))
