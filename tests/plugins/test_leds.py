@@ -222,3 +222,22 @@ def test_rtd_check_and_rtd_plugins_see_the_receiver(run_rtd, tmp_path):
     assert d.wait(timeout=30) == 0, d.output
     assert "leds (rtd-leds 0.1.0): loaded" in d.lines
     assert ["receiver", "leds", "enabled"] in [line.split() for line in d.lines]
+
+
+def test_in_rtd_run_the_led_follows_and_is_given_back(run_rtd, tmp_path):
+    """rtd's own ACT LED use (mmc0) stops while rtd runs, and comes back when it stops."""
+    led = fake_led(tmp_path / "leds", "led0", trigger="none [mmc0] timer", brightness="1")
+    conf = tmp_path / "rtd.toml"
+    conf.write_text('[provider]\nname = "custom"\nurl = "ws://127.0.0.1:9/v1/realtime"\n'
+                    '[audio.input]\nbackend = "none"\n[audio.output]\nbackend = "none"\n'
+                    f'[control]\npath = "{tmp_path / "control.sock"}"\n'
+                    f'[receivers.leds]\nroot = "{tmp_path / "leds"}"\n'
+                    'patterns = { idle = "brightness 9" }\n')
+    d = run_rtd("run", "--config", str(conf))
+    d.wait_for_line("running; stop with", timeout=30)
+    # no conversation (the server is unreachable): idle, or the error of the lost connection
+    assert wait_until(lambda: shown_trigger(led) in ("none", "timer"), timeout=10)
+    assert shown_trigger(led) != "mmc0"
+    assert d.stop() == 0
+    assert shown_trigger(led) == "mmc0"  # the kernel's trigger drives the brightness again
+    assert "Traceback" not in d.output

@@ -47,6 +47,8 @@ backend = "none"
 backend = "none"
 [log]
 level = "info"
+[control]
+path = "{path.parent / 'control.sock'}"
 [receivers.mqtt]
 port = {port}
 device_id = "{DEVICE}"
@@ -96,6 +98,31 @@ def test_home_assistant_follows_and_drives_a_conversation(run_rtd, tmp_path, bro
         watch.wait_value(f"{BASE}/availability", b"offline", timeout=TIMEOUT)
     watch.close()
     assert "Traceback" not in d.output and KEY not in d.output
+
+
+def test_the_wake_and_sleep_buttons_open_and_close_an_on_demand_conversation(run_rtd, tmp_path,
+                                                                            broker):
+    watch = Watcher(broker.port, ("rtd/#",))
+    with Emulator(voice_engine="tones") as emu:
+        conf = write_config(tmp_path / "rtd.toml", emu.url, broker.port, extra="""
+[session]
+start = "on_demand"
+idle_close_s = 60.0
+""")
+        d = run_rtd("run", "--config", str(conf))
+        d.wait_for_line("mqtt: Home Assistant's commands reach rtd", timeout=TIMEOUT)
+        d.wait_for_line("not connecting until a wake", timeout=TIMEOUT)
+        assert emu.attempts == 0
+        watch.publish(f"{BASE}/wake/press", "PRESS")
+        watch.wait_value(f"{BASE}/connected", b"ON", timeout=TIMEOUT)
+        assert len(emu.sessions) == 1
+        watch.clear()
+        watch.publish(f"{BASE}/sleep/press", "PRESS")
+        assert emu.sessions[0].ended.wait(TIMEOUT)
+        watch.wait_value(f"{BASE}/connected", b"OFF", timeout=TIMEOUT)
+        assert d.stop() == 0
+    watch.close()
+    assert "Traceback" not in d.output
 
 
 def test_a_clean_stop_says_offline_and_rtd_plugins_lists_both(run_rtd, tmp_path, broker):
