@@ -34,6 +34,8 @@ retained state is published again on the next connection anyway)."""
 SENDER_GRACE_S = 5.0
 """Seconds after start by which [senders.mqtt] has lent its context, or the commands are
 said to need it (senders start after receivers)."""
+STOP_TIMEOUT = 1.0
+"""Seconds close() waits for paho's thread to end."""
 GOODBYE_TIMEOUT = 1.0
 """Seconds stop() waits for ``offline`` to reach the broker before disconnecting anyway."""
 
@@ -121,7 +123,11 @@ class Hub:
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(GOODBYE_TIMEOUT)
         client.disconnect()
-        client.loop_stop()
+        # paho's thread may be inside a TCP connect to a host that does not answer (seconds):
+        # wait a little, then leave it to end by itself (it is a daemon thread)
+        stopper = threading.Thread(target=client.loop_stop, name="rtd-mqtt-stop", daemon=True)
+        stopper.start()
+        stopper.join(STOP_TIMEOUT)
         self._linked = False
         self.connected.clear()
         self.commands_ready.clear()
