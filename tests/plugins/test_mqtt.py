@@ -241,6 +241,27 @@ def test_a_clean_stop_says_offline(device, watch, broker):
         later.close()
 
 
+def test_a_restarted_receiver_keeps_what_the_device_showed(device, mqtt, broker):
+    """A reload replaces the receiver: the mute and the state stay as they were."""
+    device.receiver.receive(StateEvent("listening", muted=True))
+    device.receiver.stop()
+    again = mqtt.MqttReceiver(device.receiver.settings, hub=device.hub)
+    again.start()
+    try:
+        assert device.hub.connected.wait(10)
+        later = Watcher(broker.port, (f"{BASE}/#",))
+        later.wait_for(lambda seen: watch_has(later, "mute") and watch_has(later, "state"))
+        assert (later.latest(f"{BASE}/mute"), later.latest(f"{BASE}/state")) == (
+            b"ON", b"listening")
+        later.close()
+    finally:
+        again.stop()
+
+
+def watch_has(watch: Watcher, role: str) -> bool:
+    return watch.latest(f"{BASE}/{role}") is not None
+
+
 def test_home_assistant_restarting_gets_the_device_again(device, watch):
     watch.wait_for(lambda seen: len(configs(watch)) == len(ENTITIES))
     device.receiver.receive(StateEvent("speaking"))

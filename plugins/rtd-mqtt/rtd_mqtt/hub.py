@@ -90,8 +90,11 @@ class Hub:
         with self._lock:
             self.settings, self.client, self.versions = settings, client, versions
             self.connections, self._failures = 0, 0
+            # what rtd shows before its first events; a receiver restarted (a reload) keeps
+            # what the previous one showed (a muted microphone stays muted)
+            kept = {k: v for k, v in self.retained.items() if k.startswith(settings.base + "/")}
             self.retained = {t["state"]: b"idle", t["connected"]: discovery.OFF.encode(),
-                             t["mute"]: discovery.OFF.encode()}
+                             t["mute"]: discovery.OFF.encode(), **kept}
         client.connect_async(settings.host, settings.port, settings.keepalive)
         client.loop_start()
         if settings.commands:
