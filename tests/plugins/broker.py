@@ -71,6 +71,7 @@ class Broker:
                     return self
             except OSError:
                 gate.wait(0.05)
+        self.stop()
         raise RuntimeError(f"mosquitto did not listen on {self.port} in {START_TIMEOUT} s")
 
     def stop(self) -> None:
