@@ -36,6 +36,7 @@ from rtd.messages import (
     Interrupt,
     Mute,
     RequestResponse,
+    ServerEventReceived,
     Sleep,
     StartTurn,
     State,
@@ -115,9 +116,14 @@ class SenderContext:
         self._publish(message)
         return True
 
-    def send_text(self, text: str, *, respond: bool = True) -> bool:
-        """Add a user message; with ``respond`` the model answers it."""
-        return self._send(UserText(str(text), respond))
+    def send_text(self, text: str, *, respond: bool = True,
+                  response: dict[str, Any] | None = None) -> bool:
+        """Add a user message; with ``respond`` the model answers it.
+
+        ``response`` overrides the session for that answer (the GA ``response`` object of
+        ``response.create``, e.g. ``{"tools": [...]}``).
+        """
+        return self._send(UserText(str(text), respond, response))
 
     def send_audio(self, pcm: bytes) -> bool:
         """Append 24 kHz mono int16 audio to the user's turn."""
@@ -127,9 +133,9 @@ class SenderContext:
         """End the user's spoken turn (when turn detection is "none")."""
         return self._send(Commit())
 
-    def respond(self) -> bool:
-        """Ask the model for a response now."""
-        return self._send(RequestResponse())
+    def respond(self, response: dict[str, Any] | None = None) -> bool:
+        """Ask the model for a response now (``response``: overrides, as in send_text)."""
+        return self._send(RequestResponse(response))
 
     def interrupt(self) -> bool:
         """Cancel the assistant's answer and silence the speaker."""
@@ -217,6 +223,6 @@ __all__ = [
     "EVENT_TYPES", "AudioChunk", "AudioEvent", "AudioTranscript", "AudioTranscriptChunk",
     "CancelTurn", "Commit", "ConnectionState", "EndTurn", "ErrorEvent", "InputTranscript",
     "InputTranscriptChunk", "Interrupt", "Mute", "Receiver", "RequestResponse", "Sender",
-    "SenderContext", "Sleep", "StartTurn", "State", "StateEvent", "TextChunk", "TextEvent",
-    "ToolCallEvent", "UserText", "Wake",
+    "SenderContext", "ServerEventReceived", "Sleep", "StartTurn", "State", "StateEvent",
+    "TextChunk", "TextEvent", "ToolCallEvent", "UserText", "Wake",
 ]

@@ -40,9 +40,14 @@ VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse",
 class ProviderConfig:
     """Which realtime server to talk to and how to authenticate."""
 
-    name: str = setting("openai", "who serves the model", choices=("openai", "azure", "custom"))
+    name: str = setting("openai", "who serves the model",
+                        choices=("openai", "azure", "xai", "custom"))
     model: str = setting("gpt-realtime-2", "model (Azure: deployment) name")
-    url: str = setting("", "full ws:// or wss:// URL; required for azure and custom")
+    url: str = setting("", "full ws:// or wss:// URL; required for azure and custom; empty "
+                       "with openai: $OPENAI_BASE_URL's server, else OpenAI's; with xai: xAI's")
+    dialect: str = setting("", "shape of the wire: ga, beta (older servers and relays) or xai; "
+                           "empty: the provider's own (xai for xai, else ga)",
+                           choices=("", "ga", "beta", "xai"))
     api_key_env: str = setting("OPENAI_API_KEY", "environment variable holding the API key")
     api_key_file: str = setting("", "file holding the API key (relative: in "
                                 "$CREDENTIALS_DIRECTORY)")
@@ -222,6 +227,9 @@ class Config:
     #: The file this was read from, or None for built-in defaults.
     source: Path | None = None
     api_key: Secret | None = None
+    #: ``$OPENAI_BASE_URL`` when provider.name is openai and provider.url is empty: the
+    #: server the OpenAI SDK would use (`rtd.protocol.providers.openai_endpoint`).
+    base_url: str | None = None
 
     def enabled(self, kind: str) -> dict[str, ComponentConfig]:
         """Enabled components of one kind ("tools", "senders", "receivers") by name."""
@@ -320,9 +328,27 @@ def parse(data: dict[str, Any], source: Path | None = None, *,
     if problems:
         raise ConfigError(problems, str(source) if source else None)
     key = resolve_api_key(config.provider, env, problems, required=require_key)
+    base_url = _base_url(config.provider, env, problems)
     if problems:
         raise ConfigError(problems, str(source) if source else None)
-    return dataclasses.replace(config, api_key=key)
+    return dataclasses.replace(config, api_key=key, base_url=base_url)
+
+
+def _base_url(provider: ProviderConfig, env: Mapping[str, str], problems: list[str]
+              ) -> str | None:
+    """``$OPENAI_BASE_URL``, as the OpenAI SDK reads it, when provider.url does not name one."""
+    if provider.name != "openai" or provider.url:
+        return None
+    from rtd.protocol.providers import base_url_from_env, realtime_url  # the wire, when needed
+
+    value = base_url_from_env(env)
+    if value is not None:
+        try:
+            realtime_url(value)
+        except ValueError as exc:
+            problems.append(f"$OPENAI_BASE_URL: {exc}; fix or unset it, or set provider.url")
+            return None
+    return value
 
 
 _REGISTRY: Registry | None = None

@@ -183,6 +183,7 @@ class Conversation:
         self._active_id: str | None = None     # None: a response whose id rtd does not know
         self._requested = False
         self._owed = False
+        self._owed_response: dict[str, Any] | None = None  # overrides for the owed response
         self._cancel_on_start = False          # an Interrupt came before response.created
         self._responses_done = 0
         self._ended: dict[str, str] = {}       # response id -> "done" | "error"
@@ -415,13 +416,11 @@ class Conversation:
             self._add(Item(item_id, "message", "user", message.text))
             _remember(self._unconfirmed, item_id, message.text, MAX_ITEMS)
             if message.respond:
-                self._owed = True
-                self._maybe_request()
+                self._owe(message.response)
         elif isinstance(message, Commit):
             self._send(events.input_audio_commit())
         elif isinstance(message, RequestResponse):
-            self._owed = True
-            self._maybe_request()
+            self._owe(message.response)
         elif isinstance(message, Interrupt):
             if self._active:
                 self._send(events.response_cancel())
@@ -845,6 +844,13 @@ class Conversation:
         self._send(events.function_call_output(call_id, output, item_id=item_id), item_id)
         self._add(Item(item_id, "function_call_output", None, "", call_id, output=output))
 
+    def _owe(self, response: Mapping[str, Any] | None) -> None:
+        """A sender asked for a response; its overrides (the latest wins) go with it."""
+        self._owed = True
+        if response:
+            self._owed_response = dict(response)
+        self._maybe_request()
+
     def _maybe_request(self) -> None:
         """Send the owed response.create if the turn is free: sending it during a response
         gets conversation_already_has_active_response."""
@@ -852,7 +858,8 @@ class Conversation:
                 and not self._running):
             self._owed = False
             self._requested = True
-            self._send(events.response_create())
+            self._send(events.response_create(self._owed_response))
+            self._owed_response = None
 
     def _drop_in_flight(self) -> None:
         """A connection ended: what was in flight on it is gone with it."""
@@ -868,6 +875,7 @@ class Conversation:
         self._collected.clear()
         self._active, self._active_id = False, None
         self._requested = self._owed = self._cancel_on_start = False
+        self._owed_response = None
         self._audio.clear()
         self._audio_bytes.clear()
         self.playing = None

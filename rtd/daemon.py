@@ -33,7 +33,7 @@ from rtd.config import (
 from rtd.messages import UpdateSession
 from rtd.plugins import Registry
 from rtd.protocol import events
-from rtd.protocol.providers import Endpoint, endpoint
+from rtd.protocol.providers import OPENAI_BASE_URL, Endpoint, endpoint, openai_endpoint
 from rtd.supervisor import Bus, Child, Ping, Supervisor
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,12 @@ class Daemon:
     def _endpoint(config: Config) -> Endpoint:
         p = config.provider
         key = config.api_key.value if config.api_key else None
-        return endpoint(p.name, p.model, key, p.url, p.headers)
+        if p.name == "openai" and not p.url and key:
+            # as the OpenAI SDK finds it; config already read $OPENAI_BASE_URL (or not)
+            return openai_endpoint(p.model, api_key=key,
+                                   base_url=config.base_url or OPENAI_BASE_URL,
+                                   headers=p.headers, dialect=p.dialect)
+        return endpoint(p.name, p.model, key, p.url, p.headers, p.dialect)
 
     def _plan(self, config: Config) -> tuple[list[Child], dict[str, object]]:
         """The actors ``config`` needs in start order, and what each one's set-up depends on.

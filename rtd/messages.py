@@ -294,10 +294,21 @@ class ErrorEvent:
     message: str
 
 
+@dataclass(frozen=True)
+class ServerEventReceived:
+    """One event from the server, as it came (for scripts that read the wire's own events,
+    such as Mirascope's chunk receivers); published only while some receiver subscribes."""
+
+    kind: ClassVar[str] = "server_event"
+    lossy: ClassVar[bool] = True
+    event: Mapping[str, Any]
+    """The parsed JSON object, GA-shaped (a read-only view: do not keep it changing)."""
+
+
 EVENT_TYPES: dict[str, type] = {t.kind: t for t in (
     AudioEvent, AudioChunk, TextEvent, TextChunk, AudioTranscript, AudioTranscriptChunk,
     InputTranscript, InputTranscriptChunk, ToolCallEvent, StateEvent, ErrorEvent,
-    ConnectionState)}
+    ServerEventReceived, ConnectionState)}
 """Every event kind a receiver may name in ``events``, with its type."""
 
 
@@ -311,6 +322,9 @@ class UserText:
     text: str
     respond: bool = True
     """Ask the model to answer right away."""
+    response: dict | None = None
+    """Overrides for that answer: the GA ``response`` of ``response.create`` (e.g.
+    ``{"tools": [...]}``, tools offered for this response only); None: the session's."""
 
 
 @dataclass(frozen=True)
@@ -321,6 +335,9 @@ class Commit:
 @dataclass(frozen=True)
 class RequestResponse:
     """Ask the model to respond now."""
+
+    response: dict | None = None
+    """Overrides for this response, as `UserText.response`; None: the session's settings."""
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ backend = "file"
 level = "info"
 """)
     text = "\n".join(found)
-    assert "provider.name: expected one of openai, azure, custom, got 'opnai' " \
+    assert "provider.name: expected one of openai, azure, xai, custom, got 'opnai' " \
            "(did you mean 'openai'?)" in text
     assert "provider.connect_timeout: expected a number, got a string 'soon'" in text
     assert "session.voise: unknown key (did you mean 'voice'?)" in text

@@ -8,7 +8,11 @@ echoes of the replayed items are not new history.
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rtd.conversation import Conversation, Send
 from rtd.messages import ToolCallEvent, UserText
@@ -156,3 +160,57 @@ def test_a_call_announced_before_its_arguments_is_replayed_with_them():
     replayed = items(c.replay(1000))
     assert replayed[1]["arguments"] == '{"zone": "UTC"}'
     assert [i["type"] for i in replayed] == ["message", "function_call", "function_call_output"]
+
+
+# -- properties -----------------------------------------------------------------------------------
+
+STEPS = st.lists(st.tuples(st.sampled_from(["spoken", "typed", "reply", "call", "answer",
+                                            "drop", "delete", "echo"]),
+                           st.integers(0, 5), st.text(max_size=12)), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(STEPS, st.integers(0, 120))
+def test_the_replay_is_ordered_unique_and_pairs_every_call_with_its_output(steps, limit):
+    c = conversation()
+    for n, (kind, k, text) in enumerate(steps):
+        if kind == "spoken":
+            user_turn(c, f"item_u{n}", text)
+        elif kind == "typed":
+            c.sender_input(UserText(text, respond=False))
+        elif kind == "reply":
+            reply(c, f"r{n}", f"item_a{n}", text)
+        elif kind == "call":
+            call(c, f"r{n}", f"call_{k}", arguments=json.dumps({"t": text}))
+        elif kind == "answer":
+            c.tool_result(ToolCallEvent(f"call_{k}", "clock", "{}", text))
+        elif kind == "drop":
+            c.disconnected("dropped")
+            c.connected(URL)
+        elif kind == "delete" and c.items:
+            c.server_event({"type": "conversation.item.deleted",
+                            "item_id": c.items[k % len(c.items)].id})
+        elif kind == "echo":  # the new session's echoes of a replay change nothing
+            before = c.items
+            for event in c.replay(10000):
+                c.server_event({"type": "conversation.item.done", "previous_item_id": None,
+                                "item": {**event["item"], "status": "completed"}})
+            assert c.items == before
+    replayed = items(c.replay(limit))
+    ids = [i["id"] for i in replayed]
+    assert len(ids) == len(set(ids))                          # no duplicates
+    order = [i.id for i in c.items]
+    assert ids == sorted(ids, key=order.index)                # the conversation's order
+    calls = [i["call_id"] for i in replayed if i["type"] == "function_call"]
+    outputs = [i["call_id"] for i in replayed if i["type"] == "function_call_output"]
+    assert sorted(calls) == sorted(outputs) and len(set(calls)) == len(calls)  # in pairs
+    for i, item in enumerate(replayed):
+        if item["type"] == "function_call_output":             # each after its own call
+            assert any(x["type"] == "function_call" and x["call_id"] == item["call_id"]
+                       for x in replayed[:i])
+        if item["type"] == "message":
+            assert item["content"][0]["text"].strip()           # no empty messages
+    chars = sum(len(i["content"][0]["text"]) if i["type"] == "message" else
+                len(i.get("arguments", "")) + len(i.get("name", "")) + len(i.get("output", ""))
+                for i in replayed)
+    assert chars <= limit

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pykka
@@ -39,6 +40,7 @@ from rtd.messages import (
     InputAudio,
     Interrupt,
     RequestResponse,
+    ServerEventReceived,
     Sleep,
     StatusReport,
     ToolCall,
@@ -103,6 +105,9 @@ connection closes within 10 s of the new one opening."""
 LAST_MOMENT = 15.0
 """Seconds before ``expires_at`` (at most half of ``recycle_before_s``) past which a recycle
 no longer waits for a pause."""
+CREATED_WAIT = 1.0
+"""Seconds a standby connection waits for its session.created before it may take over
+without it (a server that sends none)."""
 STANDBY_RETRY = 5.0
 """Seconds after a standby connection failed before the next try."""
 REPORT_EVERY = 1.0
@@ -178,6 +183,7 @@ class SessionActor(RtdActor):
         self._standby_gen = 0          # a standby connection is open, waiting to take over
         self._standby_since = 0.0      # monotonic
         self._standby_expires: float | None = None
+        self._standby_created = False  # its session.created came
         self._standby_asked = False    # standby() called, no answer yet
         self._standby_retry = 0.0      # monotonic: not before
         self._received_ms: dict[str, float] = {}   # assistant item -> audio received
@@ -190,6 +196,7 @@ class SessionActor(RtdActor):
         self.budget = DailyBudget(0, None)
         self._counting_since = 0.0     # monotonic: connected time counted up to here
         self._over_budget = False      # no connection until local midnight
+        self._low_warned: object = None  # the day the "minutes left" line was logged
         # counters since start, for rtd status
         self.turns = 0
         """User turns: spoken turns the server committed, and typed messages."""
@@ -290,10 +297,16 @@ class SessionActor(RtdActor):
         elif isinstance(message, _Event):
             if message.generation == self.generation:
                 self._saw(message.event)
+                if self.bus.wants(ServerEventReceived):
+                    self.bus.publish(ServerEventReceived(MappingProxyType(message.event)))
                 self._apply(self.conversation.server_event(message.event))
             elif (self._standby_gen and message.generation == self._standby_gen
                   and message.event.get("type") == "session.created"):
+                # the new session is live, and says when it ends: ready to take over
                 self._standby_expires = _expires_at(message.event)
+                self._standby_created = True
+                if self._safe(time.monotonic()):
+                    self._switch()
         elif isinstance(message, _Tick):
             self._tick()
         elif isinstance(message, ToolCallEvent):
@@ -310,6 +323,7 @@ class SessionActor(RtdActor):
         elif isinstance(message, (Commit, RequestResponse, Interrupt)):
             if isinstance(message, Interrupt) and self._answering(time.monotonic()):
                 self.interruptions += 1
+                self._playing_until = time.monotonic()  # the speaker is cleared
             if self.open:
                 self._apply(self.conversation.sender_input(message))
             else:
@@ -403,8 +417,11 @@ class SessionActor(RtdActor):
             if expires is not None:
                 self._expires_at = expires
         elif kind == "input_audio_buffer.speech_started":
-            if self._answering(time.monotonic()):
+            now = time.monotonic()
+            if self._answering(now):
                 self.interruptions += 1
+            # a barge-in clears the speaker (the server cancels the response itself)
+            self._playing_until = min(self._playing_until, now)
             self._user_speaking = True
             self._spoke()
         elif kind in ("input_audio_buffer.speech_stopped", "input_audio_buffer.committed"):
@@ -438,6 +455,7 @@ class SessionActor(RtdActor):
         if self.budget.exhausted:
             self._budget_used_up()
             return
+        self._budget_low()
         if self.on_demand and self.open and self._idle_for(now) >= self.policy.idle_close_s:
             self._sleep(f"nobody spoke for {self.policy.idle_close_s:g} s")
             return
@@ -494,6 +512,16 @@ class SessionActor(RtdActor):
         return (f"the daily limit of {self.budget.limit_minutes:g} connected minutes "
                 f"(session.max_minutes_per_day) is used up; offline until local midnight, "
                 f"in {hours:.1f} h")
+
+    def _budget_low(self) -> None:
+        """One line a day when a tenth (at least a minute) of the daily minutes is left."""
+        left = self.budget.seconds_left()
+        if (left is None or self._low_warned == self.budget.day
+                or left > max(60.0, self.budget.limit_minutes * 6)):
+            return
+        self._low_warned = self.budget.day
+        logger.info("%.1f of today's %g connected minutes (session.max_minutes_per_day) are "
+                    "left", left / 60, self.budget.limit_minutes)
 
     def _budget_used_up(self) -> None:
         """Close (or do not open) the conversation until midnight: one log line."""
@@ -553,6 +581,7 @@ class SessionActor(RtdActor):
         self._standby_gen = 0
         self._standby_asked = False
         self._standby_expires = None
+        self._standby_created = False
 
     def _replay(self) -> list[dict[str, Any]]:
         return self.conversation.replay(self.policy.replay_max_chars, self._heard)
@@ -574,8 +603,9 @@ class SessionActor(RtdActor):
             return
         left = self._expires_at - time.time()
         if self._standby_gen:
-            if (self._safe(now) or now - self._standby_since >= SWITCH_WAIT
-                    or left < self._last_moment() / 2):
+            ready = self._standby_created or now - self._standby_since >= CREATED_WAIT
+            if ready and (self._safe(now) or now - self._standby_since >= SWITCH_WAIT
+                          or left < self._last_moment() / 2):
                 self._switch()
             return
         if self._standby_asked or now < self._standby_retry:
@@ -586,11 +616,12 @@ class SessionActor(RtdActor):
             self._standby_asked = transport.standby()
 
     def _standby(self, message: _Standby) -> None:
+        """The successor is open; it takes over once its session.created came (it says when
+        the new session ends), at a pause."""
         self._standby_asked = False
         self._standby_gen = message.generation
         self._standby_since = time.monotonic()
-        if self._safe(self._standby_since):
-            self._switch()
+        self._standby_created = False
 
     def _switch(self) -> None:
         transport, generation = self.transport, self._standby_gen

@@ -38,6 +38,7 @@ from websockets.frames import EXTERNAL_CLOSE_CODES
 
 from rtd.emulator import faults
 from rtd.emulator import validation as v
+from rtd.emulator.dialect import WIRE_DIALECTS, WireDialect
 from rtd.emulator.scenario import Fault, ScriptedError, Turn, format_then
 from rtd.emulator.state import SessionRecord, SharedState
 from rtd.emulator.vad import EnergyVad, VadSettings
@@ -128,13 +129,19 @@ class Connection:
     """Protocol state of one WebSocket client: session, conversation, audio buffer, response."""
 
     def __init__(self, state: SharedState, ws: ServerConnection, model: str,
-                 session: SessionRecord) -> None:
+                 session: SessionRecord, *, dialect: WireDialect | None = None,
+                 preset: dict[str, Any] | None = None) -> None:
         self.state = state
         self.ws = ws
         self.session = session
+        self.dialect = dialect or WIRE_DIALECTS["ga"]
         expires = state.max_session_seconds if state.max_session_seconds is not None else 3600
         expires_at = math.ceil(time.time() + expires)
         self.config = v.default_session(model, new_id("sess"), expires_at)
+        if preset is not None:  # the session an ephemeral secret was made with
+            v.merge_session(self.config, {k: copy.deepcopy(val) for k, val in preset.items()
+                                          if k not in ("id", "object", "expires_at", "model")})
+        self.dialect.prepare(self.config)
         state.describe_session(session, self.config["id"], model, expires_at)
         self.conversation_id = new_id("conv")
         self.items: list[dict[str, Any]] = []
@@ -274,11 +281,20 @@ class Connection:
             record = {k: val for k, val in event.items() if k != "delta"}
             delta = event["delta"]
             record["delta_bytes"] = len(delta) * 3 // 4 - delta[-2:].count("=")
-        await self._transmit(json.dumps(event), record)
+        wire = self.dialect.server_events(event)
+        if len(wire) != 1 or wire[0]["type"] != event["type"]:
+            record = {**record, "_wire_types": [w["type"] for w in wire]}
+        if not wire:  # the dialect has no such event: recorded, not sent
+            self.state.record_sent(self.session, record)
+            return
+        for n, out in enumerate(wire):
+            await self._transmit(json.dumps(out), record if n == 0 else None)
 
-    async def _transmit(self, frame: str | bytes, record: dict[str, Any]) -> None:
-        """The one place a frame reaches the socket (and the record of what was sent)."""
-        self.state.record_sent(self.session, record)
+    async def _transmit(self, frame: str | bytes, record: dict[str, Any] | None) -> None:
+        """The one place a frame reaches the socket (and the record of what was sent: tests
+        read the GA event; a dialect's extra frames for it are not recorded again)."""
+        if record is not None:
+            self.state.record_sent(self.session, record)
         await self.ws.send(frame)
 
     # -- faults --------------------------------------------------------------------------------
@@ -306,8 +322,10 @@ class Connection:
                 again = copy.deepcopy(event)
                 if not fault.same_event_id:
                     again["event_id"] = new_id("event")
-                text = json.dumps(again)
-                await self._transmit(text, faults.record_of(again, text, index))
+                for n, out in enumerate(self.dialect.server_events(again)):
+                    text = json.dumps(out)
+                    await self._transmit(text, faults.record_of(again, text, index)
+                                         if n == 0 else None)
         elif do == "error":
             error = faults.error_event(fault.error, new_id("event"))
             text = json.dumps(error)
@@ -416,17 +434,28 @@ class Connection:
                 f"Invalid event: failed to parse JSON value ({exc}).", code="invalid_json"), None)
             return
         pcm: bytes | None = None
+        refused: v.ClientError | None = None
         if isinstance(event, dict) and event.get("type") == "input_audio_buffer.append":
             pcm = _decode_audio(event.get("audio"))
             record = {k: val for k, val in event.items() if k != "audio"}
             record["audio_bytes"] = None if pcm is None else len(pcm)
+        elif isinstance(event, dict):
+            try:
+                ga = self.dialect.client_event(event)
+            except v.ClientError as exc:  # a shape this dialect's servers refuse
+                ga, refused = event, exc
+            # tests read GA; what came on the wire stays beside it when it differed
+            record = ga if ga is event else {**ga, "_wire": event}
+            event = ga
         else:
-            record = event if isinstance(event, dict) else {"type": None, "_not_an_object": event}
+            record = {"type": None, "_not_an_object": event}
         self.state.record_received(self.session, record)
         event_id = event.get("event_id") if isinstance(event, dict) else None
         if not isinstance(event_id, str):
             event_id = None
         try:
+            if refused is not None:
+                raise refused
             kind = v.check_event(event)
             await self._dispatch(kind, event, pcm)
         except v.ClientError as exc:
@@ -602,6 +631,7 @@ class Connection:
         number, turn = self.state.next_turn()
         self.pending_turn = (number, turn)
         self.pending_text = False
+        self.pending_tool = None  # the user spoke after it: the turn answers what they said
         item: dict[str, Any] = {"id": item_id, "object": "realtime.item", "type": "message",
                                 "status": "completed", "role": "user",
                                 "content": [{"type": "input_audio", "transcript": None}]}
@@ -683,8 +713,12 @@ class Connection:
                         item=copy.deepcopy(item))
         if item["type"] == "function_call_output":
             self.pending_tool = (item["call_id"], item["output"])
-        elif item["type"] == "message" and item["role"] == "user":
-            self.pending_text = True
+        elif item["type"] == "message":
+            # a newer message (a replay of the conversation, the user's next words) means the
+            # output before it was answered already, or is history the model reads
+            self.pending_tool = None
+            if item["role"] == "user":
+                self.pending_text = True
 
     async def _truncate(self, event: dict[str, Any]) -> None:
         item = self._find_item(event)

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from rtd.exceptions import ProtocolError
+from rtd.schema import did_you_mean
 
 
 class SessionSettings(Protocol):
@@ -80,11 +81,46 @@ PCM_RATE = 24000
 """Hz: the only PCM rate the GA protocol speaks."""
 
 
+#: Every field name of the realtime types (GA and beta) of the openai package 3.57: reading
+#: one of these that an event lacks gives None, as the SDK's optional fields do; any other
+#: name is a typo and raises AttributeError.
+_FIELDS = """
+allowed_callers allowed_tools always anchor annotations approval_request_id approve
+arguments audio audio_end_ms audio_start_ms audio_tokens authorization bytes cached_tokens
+cached_tokens_details call_id channels client_secret code connector_id content content_index
+conversation conversation_id create_response defer_loading delay delta description detail
+eagerness effort elapsed_ms end error event event_id expires_after expires_at format
+group_id headers id idle_timeout_ms image_tokens image_url include input input_audio_format
+input_audio_noise_reduction input_audio_transcription input_schema input_token_details
+input_tokens instructions interrupt_response item item_id keywords language languages limit
+logprob logprobs max_output_tokens max_response_output_tokens message metadata modalities
+model name never noise_reduction obfuscation object output output_audio_format output_index
+output_modalities output_token_details output_tokens parallel_tool_calls param parameters
+part post_instructions prefix_padding_ms previous_item_id prompt rate rate_limits read_only
+reason reasoning received_at remaining require_approval reset_seconds response response_id
+retention_ratio role sample_rate seconds server_description server_label server_url session
+silence_duration_ms speaker speed start status status_details strength temperature text
+text_tokens threshold token token_limits tool_choice tool_names tools total_tokens tracing
+transcript transcription truncation tunnel_id turn_detection type usage value voice
+workflow_name
+"""
+FIELD_NAMES = frozenset(_FIELDS.split())
+
+
+def _wrapped(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return ServerEvent(value)
+    if isinstance(value, list):
+        return [_wrapped(v) for v in value]
+    return value
+
+
 class ServerEvent(Mapping[str, Any]):
     """A parsed server event: ``event.type``, ``event.delta``, ``event.error.code``...
 
-    Attribute access mirrors the SDKs' typed events; nested objects come back as `ServerEvent`
-    too, and the event still behaves as the plain mapping it was parsed from.
+    Attribute access mirrors the SDKs' typed events: nested objects, list items included,
+    come back as `ServerEvent` too, and a field of the protocol the event lacks reads as None
+    (``event.error.param``). The event still behaves as the plain mapping it was parsed from.
     """
 
     __slots__ = ("_data",)
@@ -96,9 +132,12 @@ class ServerEvent(Mapping[str, Any]):
         try:
             value = self._data[name]
         except KeyError:
+            if name in FIELD_NAMES:
+                return None
             raise AttributeError(
-                f"{self._data.get('type', 'event')} has no field {name!r}") from None
-        return ServerEvent(value) if isinstance(value, Mapping) else value
+                f"{self._data.get('type', 'event')} has no field {name!r}"
+                f"{did_you_mean(name, [*self._data, *FIELD_NAMES])}") from None
+        return _wrapped(value)
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -160,7 +199,10 @@ def function_call_output(call_id: str, output: str, *,
     return {"type": "conversation.item.create", "item": item}
 
 
-def response_create() -> dict[str, Any]:
+def response_create(response: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Ask for a response; ``response`` overrides the session for it (GA `response` object)."""
+    if response:
+        return {"type": "response.create", "response": dict(response)}
     return {"type": "response.create"}
 
 

@@ -50,7 +50,7 @@ import websocket
 
 from rtd.exceptions import ConnectionFailed
 from rtd.protocol import events
-from rtd.protocol.connection import open_websocket
+from rtd.protocol.connection import encode_event, open_websocket
 from rtd.protocol.endings import Ending, classify
 from rtd.protocol.providers import Endpoint
 
@@ -253,6 +253,7 @@ class _Link:
         self.ping_sent: float | None = None    # a ping is unanswered since then
         self.sending_since: float | None = None
         self.last_data = self.opened            # the last text or binary frame
+        self.data_before = self.opened          # last_data before the frame being read
         self.due_since: float | None = None     # a response is due since then
         self.error: tuple[str, str, float] | None = None  # last error event: code, message, when
         self.writer: threading.Thread | None = None
@@ -261,6 +262,7 @@ class _Link:
         self.held = False                       # no microphone audio until released
         self.current = False                    # it is (or was) the transport's connection
         self.handed_over = False                # ended because a newer connection took over
+        self.thread: threading.Thread | None = None  # the one reading it
 
 
 class Transport:
@@ -410,7 +412,7 @@ class Transport:
         Never blocks: if the control queue is full, the server has stopped reading and the
         connection is declared dead. Raises ValueError for an event without a string type.
         """
-        text = events.encode_client_event(event)
+        text = encode_event(event, self.endpoint)
         with self._lock:
             link = self._link
             if link is None or link.generation != generation or link.ending is not None:
@@ -444,7 +446,7 @@ class Transport:
     def release(self, generation: int, first: list[Mapping[str, Any]]) -> None:
         """Let microphone audio go to connection ``generation`` (held since it opened), after
         ``first``: control events sent right after its hello, before anything else queued."""
-        texts = [events.encode_client_event(e) for e in first]
+        texts = [encode_event(e, self.endpoint) for e in first]
         with self._lock:
             link = self._link
             if link is None or link.generation != generation or link.ending is not None:
@@ -481,7 +483,7 @@ class Transport:
         """Make standby connection ``generation`` the current one: ``first`` goes out on it,
         then the microphone audio; the old one is closed politely. False if it is gone or
         already took over by itself (its on_connected then says so)."""
-        texts = [events.encode_client_event(e) for e in first]
+        texts = [encode_event(e, self.endpoint) for e in first]
         with self._lock:
             link, old = self._standby, self._link
             if link is None or link.generation != generation or link.ending is not None:
@@ -491,6 +493,7 @@ class Transport:
             link.held = False
             link.current = True
             self._link = link
+            self._thread = link.thread or self._thread  # the one stop() waits for
             if old is not None:
                 old.handed_over = True
             self._wake.notify_all()
@@ -607,6 +610,7 @@ class Transport:
                     standby, self._standby = self._standby, None
                     standby.current = True
                     self._link = standby
+                    self._thread = standby.thread or self._thread
             link = None
             if handed_over:
                 return  # the new connection's thread goes on from here
@@ -689,13 +693,14 @@ class Transport:
         connection, reported by on_connected, or a standby one, reported by on_standby.
         None if stopping (``ws`` is shut)."""
         ws.sock.settimeout(self.send_timeout)
-        hello = [events.encode_client_event(e) for e in self._hello()]
+        hello = [encode_event(e, self.endpoint) for e in self._hello()]
         with self._lock:
             if self._stopping.is_set():
                 ws.shutdown()
                 return None
             self.generation += 1
             link = _Link(ws, self.generation, self.ping_interval)
+            link.thread = threading.current_thread()
             link.control.extend((self._audio_out, text) for text in hello)
             link.hello = len(hello)
             link.held = self.hold_audio or not current
@@ -791,7 +796,7 @@ class Transport:
                problem: str | None) -> None:
         url = self.endpoint.safe_url
         if opcode in (_OP_TEXT, _OP_BINARY) or problem:
-            link.last_data = time.monotonic()
+            link.data_before, link.last_data = link.last_data, time.monotonic()
         if problem is not None:
             if problem.startswith("oversized:"):
                 self._report("frame oversized", logging.WARNING,
@@ -836,6 +841,10 @@ class Transport:
             self._report("frame not an event", logging.WARNING,
                          "skipped a frame from %s that is not an event (a JSON object with a "
                          "string type): %r", url, payload[:60])
+            return
+        event = self.endpoint.dialect.incoming(event)
+        if event is None:  # the dialect's own (an xAI ping): no sign that a response comes
+            link.last_data = link.data_before
             return
         error = event.get("error") if event["type"] == "error" else None
         code = error.get("code") if isinstance(error, dict) else None

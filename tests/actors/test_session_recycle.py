@@ -211,7 +211,8 @@ def test_without_expires_at_the_session_is_assumed_to_last_the_default(tmp_path)
 
 def test_after_session_expired_the_reconnect_replays_the_conversation():
     # the successor connection is refused once, so the session reaches its limit
-    with Emulator(voice_engine="tones", max_session_seconds=3,
+    # (5 s: time for the turn to end well before the limit, even on a loaded machine)
+    with Emulator(voice_engine="tones", max_session_seconds=5,
                   faults=[{"at": "upgrade", "nth": 2, "do": "http", "status": 503}]) as emu:
         s = Session(emu, recycle_before_s=2.0)
         s.ref.tell(UserText("Hello"))
