@@ -132,7 +132,7 @@ class Daemon:
         for name, c in config.enabled("senders").items():
             cls = c.component or self.registry.senders[name]
             add(Child(f"senders.{name}", self._component(SenderActor, cls, c.settings),
-                      critical=False), c)
+                      SenderActor.receives(cls), critical=False, lossy=True), c)
         if config.audio_input.backend != "none":
             add(Child("audio_input", self._start_input(config.audio_input),
                       AudioInputActor.receives), config.audio_input)

@@ -27,10 +27,18 @@ from typing import Any, ClassVar, Literal
 
 @dataclass(frozen=True)
 class InputAudio:
-    """Microphone audio on its way to the server."""
+    """Microphone audio on its way to the server, or a sender's (`SenderContext.send_audio`).
 
+    Lossy for the senders that hear the microphone (`Sender.audio_rate`): one that falls behind
+    misses blocks; the session subscribes losslessly.
+    """
+
+    lossy: ClassVar[bool] = True
     pcm: bytes
     """pcm24: 24 kHz mono int16 little-endian."""
+    source: str = "microphone"
+    """"microphone" for the audio input actor's blocks, else the sending sender's name: a
+    sender hears the microphone only, never its own or another sender's audio."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,9 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ConnectionState:
-    """The session connected or lost its connection."""
+    """The session connected or lost its connection (receivers: the ``connection`` kind)."""
 
+    kind: ClassVar[str] = "connection"
     connected: bool
     detail: str
     """Human-readable: the URL (never credentials) or why it closed."""
@@ -326,7 +335,7 @@ class ServerEventReceived:
 EVENT_TYPES: dict[str, type] = {t.kind: t for t in (
     AudioEvent, AudioChunk, TextEvent, TextChunk, AudioTranscript, AudioTranscriptChunk,
     InputTranscript, InputTranscriptChunk, ToolCallEvent, StateEvent, ErrorEvent,
-    ServerEventReceived)}
+    ServerEventReceived, ConnectionState)}
 """Every event kind a receiver may name in ``events``, with its type."""
 
 
