@@ -217,7 +217,8 @@ def test_after_session_expired_the_reconnect_replays_the_conversation():
         s = Session(emu, recycle_before_s=2.0)
         s.ref.tell(UserText("Hello"))
         assert wait_until(lambda: s.idle_after(1), timeout=10)
-        assert wait_until(lambda: len(emu.sessions) >= 2 and created_items(emu, 1),
+        # both replayed items: the question and its answer (they arrive one by one)
+        assert wait_until(lambda: len(emu.sessions) >= 2 and len(created_items(emu, 1)) >= 2,
                           timeout=20)
         first = emu.sessions[0]
         assert first.ended.wait(10)

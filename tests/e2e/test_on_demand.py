@@ -37,6 +37,8 @@ def test_wake_sleep_and_the_idle_cut_off_of_an_on_demand_conversation(run_rtd, d
     d = run_rtd("run", "--config", str(conf))
     d.wait_for_line("not connecting until a wake", timeout=20)
     assert wait_until(lambda: (tmp_path / "control.sock").exists(), timeout=10)
+    # the session's report reaches the control actor a moment after the log line
+    assert wait_until(lambda: status(run_rtd, conf).get("start") is not None, timeout=10)
     asleep = status(run_rtd, conf)
     assert asleep["connected"] is False and asleep["start"] == "on_demand"
     assert asleep["offline"] == "on demand: waiting for a wake"
