@@ -95,6 +95,7 @@ path = "{tmp / 'transcript.jsonl'}"
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
         time.sleep(3)
         rss_start = rss_mb(proc.pid)
+        rss_at: list[float] = []  # after each turn: a leak keeps climbing, a warm-up levels off
         answered_after: dict[int, bool] = {}
         replies_seen = 0
         transcript = tmp / "transcript.jsonl"
@@ -109,6 +110,8 @@ path = "{tmp / 'transcript.jsonl'}"
             if n - 1 in faulted:
                 answered_after[n - 1] = replies > replies_seen
             replies_seen = replies
+            if proc.poll() is None:
+                rss_at.append(rss_mb(proc.pid))
             print(f"\r{n}/{turns} turns, {len(emu.injected)} faults", end="", flush=True)
         print()
         alive = proc.poll() is None
@@ -124,6 +127,11 @@ path = "{tmp / 'transcript.jsonl'}"
         print(f"crashes: {crashes} (target: 0); tracebacks: {text.count('Traceback')}")
         print(f"rtd RSS: {rss_start:.1f} MB at start, {rss_end:.1f} MB at the end, growth "
               f"{rss_end - rss_start:+.1f} MB (target: under {TARGET_RSS_GROWTH_MB:g} MB)")
+        if len(rss_at) >= 4:
+            half = len(rss_at) // 2
+            print(f"rtd RSS after turn 1: {rss_at[0]:.1f} MB; at the middle turn: "
+                  f"{rss_at[half]:.1f} MB; second half's growth {rss_at[-1] - rss_at[half]:+.1f} "
+                  "MB (a leak grows as much in the second half as in the first)")
         print(f"log and files: {tmp}")
     return 0
 
