@@ -36,6 +36,7 @@ from rtd.audio.devices import (
     import_sounddevice,
     stable_name,
 )
+from rtd.audio.echo import Reference
 from rtd.audio.playback import PlaybackBuffer
 from rtd.audio.resample import StreamResampler
 from rtd.exceptions import AmbiguousDeviceError, DeviceError
@@ -423,6 +424,14 @@ class SoundDeviceInput(_Device, AudioInput):
         """PortAudio reported input overflow (the device dropped samples)."""
         return self.xruns
 
+    @property
+    def latency(self) -> float:
+        stream = self._stream
+        try:
+            return float(stream.latency) if stream is not None else 0.0
+        except (TypeError, ValueError, AttributeError):
+            return 0.0
+
     def _format(self, rate: int, channels: int) -> None:
         if (rate, channels) != (self.rate, self.channels):
             self.rate, self.channels = rate, channels
@@ -528,7 +537,7 @@ class SoundDeviceOutput(_Device, BufferedOutput):
 
     def __init__(self, device: str | int = "default", *, buffer_seconds: float = 60.0,
                  block_ms: int = OUTPUT_BLOCK_MS, where: str = "audio.output",
-                 wait: bool = False) -> None:
+                 wait: bool = False, reference: Reference | None = None) -> None:
         _Device.__init__(self, device, where, wait)
         self.buffer_seconds = buffer_seconds
         self.block_ms = int(block_ms)
@@ -543,7 +552,8 @@ class SoundDeviceOutput(_Device, BufferedOutput):
             if not wait:
                 raise
             self.problem = str(exc)
-        BufferedOutput.__init__(self, rate, channels, buffer_seconds, RESAMPLE_QUALITY)
+        BufferedOutput.__init__(self, rate, channels, buffer_seconds, RESAMPLE_QUALITY,
+                                reference)
         self.info = info
         self._started = False
         self._stopped = False
@@ -563,6 +573,8 @@ class SoundDeviceOutput(_Device, BufferedOutput):
         self.buffer = PlaybackBuffer(rate, channels, self.buffer_seconds)
         self._resampler = StreamResampler(RATE, rate, 1, channels, quality=RESAMPLE_QUALITY)
         self._current = None
+        if self.reference is not None:
+            self.reference.configure(rate, channels)
 
     def _make_stream(self, info: DeviceInfo) -> Any:
         return self._sd.RawOutputStream(
@@ -606,7 +618,7 @@ class SoundDeviceOutput(_Device, BufferedOutput):
         self.callbacks += 1
         if status:
             self.xruns += 1
-        self.buffer.read_into(outdata)
+        self._hand_over(outdata)
 
     def stop(self) -> None:
         if self._stopped:
