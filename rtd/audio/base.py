@@ -193,6 +193,10 @@ class BufferedOutput(AudioOutput):
             self.buffer.finish(item_id)
 
     def clear(self) -> None:
+        self._clear()
+
+    def _clear(self, flushed: bool = False) -> None:
+        """`clear`; ``flushed``: the device dropped what it held as well (see PlaybackBuffer)."""
         # Drop the resampler's state too: its tail belongs to audio the user will not hear.
         self._resampler.reset()
         if self._current is not None:
@@ -200,7 +204,7 @@ class BufferedOutput(AudioOutput):
             while len(self._cut) > ITEM_HISTORY:
                 self._cut.popitem(last=False)
             logger.debug("output cleared; further audio for item %s is dropped", self._current)
-        self.buffer.clear(self._current)
+        self.buffer.clear(self._current, flushed=flushed)
         self._current = None
 
     def played_ms(self, item_id: str) -> int:

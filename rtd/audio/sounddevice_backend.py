@@ -613,6 +613,35 @@ class SoundDeviceOutput(_Device, BufferedOutput):
             return
         super().play(item_id, pcm24)
 
+    def clear(self) -> None:
+        """Barge-in: drop what is queued and what the device holds.
+
+        The device holds about two callback periods (its reported latency); left alone they
+        play out after the cut. Aborting the stream drops them (PortAudio's abort, unlike stop,
+        discards the device's buffers) and starting it again takes a few milliseconds, silence
+        the listener wants anyway. Nothing playing: nothing to abort.
+        """
+        with PORTAUDIO_LOCK:
+            stream = self._stream
+            if (stream is None or self.state != "running"
+                    or not (self.buffer.queued_frames or self.buffer.device_holds_audio)):
+                self._clear()
+                return
+            try:
+                stream.abort()
+            except Exception as exc:  # the device may be going away: the plain cut still holds
+                logger.debug("%s: abort on barge-in failed: %s", self.where, exc)
+                self._clear()
+                return
+            self._clear(flushed=True)
+            try:
+                stream.start()
+            except Exception as exc:
+                logger.warning("%s: restarting the speaker after a barge-in failed: %s; "
+                               "looking for it again", self.where, exc)
+                self._close()
+                self._waiting(f"{self.where}: restart failed: {exc}", time.monotonic())
+
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: fill from the ring (silence on underrun), count, no logging.
         self.callbacks += 1
