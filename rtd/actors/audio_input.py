@@ -29,8 +29,7 @@ class AudioInputActor(RtdActor):
     def setup(self) -> None:
         # The backend's own thread publishes straight to the bus: one hop to the session.
         self.backend.start(self._heard)
-        if hasattr(self.echo, "input_latency"):
-            self.echo.input_latency = self.backend.latency
+        self.echo.input_latency = self.backend.latency  # how late the room's echo comes back
 
     def _heard(self, pcm: bytes) -> None:
         # the echo policy runs on every block, muted or not: its state follows the speaker

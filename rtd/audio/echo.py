@@ -46,7 +46,7 @@ PATH_SLACK_SECONDS = 0.1
 """Added to the devices' reported latencies for `mute`: the room and the sound server."""
 
 Mode = str
-""""cancel", "mute" or "none" (`[audio] echo`)."""
+"""`[audio] echo`: "cancel", "mute" or "none"."""
 
 
 class Reference:
@@ -126,6 +126,8 @@ class EchoPolicy(abc.ABC):
     """Turns microphone audio (pcm24) into what the server should hear."""
 
     mode: Mode
+    input_latency: float = 0.0
+    """The microphone's reported input latency, seconds (set once its stream is open)."""
 
     @abc.abstractmethod
     def process(self, pcm24: bytes) -> bytes:
