@@ -1,8 +1,8 @@
 """rtd: a realtime voice daemon, and the library it is built from.
 
 For plugin authors: `hookimpl`, `tool`, `setting`, and `rtd.components` (Sender, Receiver and
-the events receivers get). For scripts: `Realtime` (the decorator API) and `connect` (the raw
-connection).
+the events receivers get). For scripts: `Realtime` (the decorator API), `connect` (the raw
+connection), and `Client` / `AsyncClient` (the OpenAI SDK's shape, `rtd.client`).
 
 Importing rtd costs about what importing pluggy costs: a plugin module is imported by every
 `rtd` command, so the plugin API is loaded eagerly and everything else (the runtime, the
@@ -21,11 +21,14 @@ from rtd.tools import Tool, tool
 
 if TYPE_CHECKING:
     from rtd.app import Realtime, Stop
+    from rtd.client import AsyncClient, Client
     from rtd.protocol import RealtimeConnection, ServerEvent, connect
 
 
 #: Public names reached lazily -> the module that defines them.
 _LAZY = {
+    "AsyncClient": "rtd.client",
+    "Client": "rtd.client",
     "Realtime": "rtd.app",
     "Stop": "rtd.app",
     "RealtimeConnection": "rtd.protocol",
@@ -48,6 +51,6 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "Realtime", "RealtimeConnection", "ServerEvent", "Stop", "Tool", "__version__", "connect",
-    "hookimpl", "setting", "tool",
+    "AsyncClient", "Client", "Realtime", "RealtimeConnection", "ServerEvent", "Stop", "Tool",
+    "__version__", "connect", "hookimpl", "setting", "tool",
 ]

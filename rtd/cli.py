@@ -89,9 +89,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         backend.stop()
     p = config.provider
     print(f"provider: {p.name}, model {p.model}, key "
-          f"{'from ' + config.api_key.origin if config.api_key else 'none'}")
+          f"{'from ' + config.api_key.origin if config.api_key else 'none'}"
+          f"{', server $OPENAI_BASE_URL ' + config.base_url if config.base_url else ''}")
     for kind in ("tools", "senders", "receivers"):
         print(f"{kind}: {', '.join(config.enabled(kind)) or 'none'}")
+    _check_session(config)
     problems.extend(config.component_problems)
     problems.extend(checked)
     for warning in cfg.exposed_secrets(config):
@@ -100,6 +102,26 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _fail("\n".join(problems), EX_CONFIG)
     print("config OK")
     return EX_OK
+
+
+def _check_session(config: cfg.Config) -> None:
+    """When rtd connects, and where a daily budget is kept (a warning if rtd could not write
+    there: the budget then holds only until a restart)."""
+    from rtd.actors.budget import FILE_NAME, state_directory
+
+    s = config.session
+    line = f"session: start {s.start}"
+    if s.max_minutes_per_day:
+        where = state_directory(s.state_dir, os.environ)
+        line += f", at most {s.max_minutes_per_day:g} connected minutes a day ({where / FILE_NAME})"
+        existing = next((d for d in (where, *where.parents) if d.exists()), None)
+        if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK):
+            print(line)
+            print(f"warning: session.state_dir: {where} cannot be written by this user; the "
+                  "minutes used today would not survive a restart (under systemd, "
+                  "StateDirectory=rtd provides /var/lib/rtd)")
+            return
+    print(line)
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -243,7 +265,7 @@ def cmd_emulate(args: argparse.Namespace) -> int:
     from rtd.emulator import serve
 
     serve(args.host, args.port, args.scenario, args.api_key, args.voice, args.max_session,
-          auth_failure=args.auth_failure, faults=args.fault)
+          auth_failure=args.auth_failure, faults=args.fault, dialect=args.dialect)
     return EX_OK
 
 
@@ -397,6 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help='inject a fault, written like a [[fault]] table\'s inside, e.g. '
                    '\'at = "upgrade", do = "http", status = 503, retry_after = 2\' '
                    "(repeatable; see `pydoc rtd.emulator`)")
+    p.add_argument("--dialect", choices=["ga", "beta", "xai"], default="ga",
+                   help="the wire shape to speak: GA (default), the older beta shape, or "
+                   "xAI's")
     p.set_defaults(func=cmd_emulate)
 
     p = sub.add_parser(

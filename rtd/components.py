@@ -27,6 +27,7 @@ from rtd.messages import (
     AudioTranscriptChunk,
     CancelTurn,
     Commit,
+    ConnectionState,
     EndTurn,
     ErrorEvent,
     InputAudio,
@@ -35,6 +36,7 @@ from rtd.messages import (
     Interrupt,
     Mute,
     RequestResponse,
+    ServerEventReceived,
     Sleep,
     StartTurn,
     State,
@@ -114,21 +116,26 @@ class SenderContext:
         self._publish(message)
         return True
 
-    def send_text(self, text: str, *, respond: bool = True) -> bool:
-        """Add a user message; with ``respond`` the model answers it."""
-        return self._send(UserText(str(text), respond))
+    def send_text(self, text: str, *, respond: bool = True,
+                  response: dict[str, Any] | None = None) -> bool:
+        """Add a user message; with ``respond`` the model answers it.
+
+        ``response`` overrides the session for that answer (the GA ``response`` object of
+        ``response.create``, e.g. ``{"tools": [...]}``).
+        """
+        return self._send(UserText(str(text), respond, response))
 
     def send_audio(self, pcm: bytes) -> bool:
         """Append 24 kHz mono int16 audio to the user's turn."""
-        return self._send(InputAudio(bytes(pcm)))
+        return self._send(InputAudio(bytes(pcm), self.name))
 
     def commit(self) -> bool:
         """End the user's spoken turn (when turn detection is "none")."""
         return self._send(Commit())
 
-    def respond(self) -> bool:
-        """Ask the model for a response now."""
-        return self._send(RequestResponse())
+    def respond(self, response: dict[str, Any] | None = None) -> bool:
+        """Ask the model for a response now (``response``: overrides, as in send_text)."""
+        return self._send(RequestResponse(response))
 
     def interrupt(self) -> bool:
         """Cancel the assistant's answer and silence the speaker."""
@@ -168,12 +175,18 @@ class Sender:
 
     ``run`` may be ``async def``. It runs on its own thread until it returns or ``ctx.stopping``
     is set; a sender that raises is restarted with backoff.
+
+    A sender that sets ``audio_rate`` also hears the microphone, through ``hear(pcm)``: a wake
+    word, a local voice detector or a level meter needs the audio before anything is sent,
+    whether or not a conversation is open.
     """
 
     name: ClassVar[str] = ""
     """Unique component name: the NAME in ``[senders.NAME]``."""
     Settings: ClassVar[type | None] = None
     """Frozen dataclass of the component's settings (fields made with `rtd.setting`)."""
+    audio_rate: ClassVar[int | None] = None
+    """Hz at which `hear` gets the microphone (mono int16), e.g. 16000; None: not at all."""
 
     def __init__(self, settings: Any = None) -> None:
         self.settings = settings
@@ -190,14 +203,26 @@ class Sender:
     def run(self, ctx: SenderContext) -> None | Awaitable[None]:
         raise NotImplementedError
 
+    def hear(self, pcm: bytes, ctx: SenderContext) -> None:
+        """One block of microphone audio, at ``audio_rate`` Hz, mono int16 little-endian.
+
+        ``ctx`` is the context run() gets, there from the first block on (run() may not have
+        started yet). Called for senders with an ``audio_rate``, on the sender actor's thread
+        (not run()'s),
+        block after block in order, from the first block after start until the sender stops;
+        not while the microphone is muted. Return quickly: while more than 200 blocks wait,
+        new ones are dropped for this sender (a gap, never a stalled microphone). An exception
+        costs that block (logged) and the sender keeps hearing.
+        """
+
     def stop(self) -> None:
         """Unblock run() if it waits on something other than ctx.stopping (a socket, a pipe)."""
 
 
 __all__ = [
     "EVENT_TYPES", "AudioChunk", "AudioEvent", "AudioTranscript", "AudioTranscriptChunk",
-    "CancelTurn", "Commit", "EndTurn", "ErrorEvent", "InputTranscript", "InputTranscriptChunk",
-    "Interrupt", "Mute", "Receiver", "RequestResponse", "Sender", "SenderContext", "Sleep",
-    "StartTurn", "State", "StateEvent", "TextChunk", "TextEvent", "ToolCallEvent", "UserText",
-    "Wake",
+    "CancelTurn", "Commit", "ConnectionState", "EndTurn", "ErrorEvent", "InputTranscript",
+    "InputTranscriptChunk", "Interrupt", "Mute", "Receiver", "RequestResponse", "Sender",
+    "SenderContext", "ServerEventReceived", "Sleep", "StartTurn", "State", "StateEvent",
+    "TextChunk", "TextEvent", "ToolCallEvent", "UserText", "Wake",
 ]

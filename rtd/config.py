@@ -40,9 +40,14 @@ VOICES = ("alloy", "ash", "ballad", "coral", "echo", "sage", "shimmer", "verse",
 class ProviderConfig:
     """Which realtime server to talk to and how to authenticate."""
 
-    name: str = setting("openai", "who serves the model", choices=("openai", "azure", "custom"))
+    name: str = setting("openai", "who serves the model",
+                        choices=("openai", "azure", "xai", "custom"))
     model: str = setting("gpt-realtime-2", "model (Azure: deployment) name")
-    url: str = setting("", "full ws:// or wss:// URL; required for azure and custom")
+    url: str = setting("", "full ws:// or wss:// URL; required for azure and custom; empty "
+                       "with openai: $OPENAI_BASE_URL's server, else OpenAI's; with xai: xAI's")
+    dialect: str = setting("", "shape of the wire: ga, beta (older servers and relays) or xai; "
+                           "empty: the provider's own (xai for xai, else ga)",
+                           choices=("", "ga", "beta", "xai"))
     api_key_env: str = setting("OPENAI_API_KEY", "environment variable holding the API key")
     api_key_file: str = setting("", "file holding the API key (relative: in "
                                 "$CREDENTIALS_DIRECTORY)")
@@ -78,11 +83,32 @@ class SessionConfig:
                               min=0.0, max=1.0)
     silence_ms: int = setting(500, "server_vad: milliseconds of silence that end a turn",
                          min=0, max=10000)
+    prefix_padding_ms: int = setting(300, "server_vad: milliseconds of audio before the "
+                                     "detected speech that are kept with it", min=0, max=5000)
+    idle_timeout_ms: int = setting(0, "server_vad: milliseconds of the user's silence after "
+                                   "which the model speaks up by itself; 0: never",
+                                   min=0, max=600000)
     eagerness: str = setting("auto", "semantic_vad: how quickly the model answers",
                         choices=("low", "medium", "high", "auto"))
     noise_reduction: str = setting("far_field", "input noise reduction for the microphone type",
                               choices=("far_field", "near_field", "none"))
     speed: float = setting(1.0, "speaking speed", min=0.25, max=1.5)
+    start: str = setting("always", "when rtd connects: always (at start, reconnecting), or "
+                         "on_demand (on a wake: rtd wake, a sender, typed text)",
+                         choices=("always", "on_demand"))
+    idle_close_s: float = setting(30.0, "on_demand: seconds in which nobody spoke before the "
+                                  "conversation closes", min=1.0, max=86400.0)
+    recycle_before_s: float = setting(120.0, "seconds before the server's session limit at "
+                                      "which rtd moves the conversation to a new connection",
+                                      min=0.5, max=1800.0)
+    replay_max_chars: int = setting(20000, "characters of earlier conversation replayed into a "
+                                    "new connection (the oldest go first); 0: none",
+                                    min=0, max=1000000)
+    max_minutes_per_day: float = setting(0.0, "connected minutes per local day; past them rtd "
+                                         "stays offline until midnight; 0: no limit",
+                                         min=0.0, max=1440.0)
+    state_dir: str = setting("", "where rtd keeps what survives a restart (minutes used "
+                             "today); empty: $STATE_DIRECTORY, else $XDG_STATE_HOME/rtd")
 
 
 @dataclass(frozen=True)
@@ -220,6 +246,9 @@ class Config:
     #: The file this was read from, or None for built-in defaults.
     source: Path | None = None
     api_key: Secret | None = None
+    #: ``$OPENAI_BASE_URL`` when provider.name is openai and provider.url is empty: the
+    #: server the OpenAI SDK would use (`rtd.protocol.providers.openai_endpoint`).
+    base_url: str | None = None
 
     def enabled(self, kind: str) -> dict[str, ComponentConfig]:
         """Enabled components of one kind ("tools", "senders", "receivers") by name."""
@@ -318,9 +347,27 @@ def parse(data: dict[str, Any], source: Path | None = None, *,
     if problems:
         raise ConfigError(problems, str(source) if source else None)
     key = resolve_api_key(config.provider, env, problems, required=require_key)
+    base_url = _base_url(config.provider, env, problems)
     if problems:
         raise ConfigError(problems, str(source) if source else None)
-    return dataclasses.replace(config, api_key=key)
+    return dataclasses.replace(config, api_key=key, base_url=base_url)
+
+
+def _base_url(provider: ProviderConfig, env: Mapping[str, str], problems: list[str]
+              ) -> str | None:
+    """``$OPENAI_BASE_URL``, as the OpenAI SDK reads it, when provider.url does not name one."""
+    if provider.name != "openai" or provider.url:
+        return None
+    from rtd.protocol.providers import base_url_from_env, realtime_url  # the wire, when needed
+
+    value = base_url_from_env(env)
+    if value is not None:
+        try:
+            realtime_url(value)
+        except ValueError as exc:
+            problems.append(f"$OPENAI_BASE_URL: {exc}; fix or unset it, or set provider.url")
+            return None
+    return value
 
 
 _REGISTRY: Registry | None = None

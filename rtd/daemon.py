@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,10 +15,12 @@ import pykka
 
 from rtd.actors.audio_input import AudioInputActor
 from rtd.actors.audio_output import AudioOutputActor
+from rtd.actors.budget import state_directory
 from rtd.actors.control import ControlActor
 from rtd.actors.receiver import ReceiverActor
 from rtd.actors.sender import SenderActor
-from rtd.actors.session import SessionActor, TransportSettings
+from rtd.actors.session import SessionActor, SessionPolicy, TransportSettings
+from rtd.actors.state import StateActor
 from rtd.actors.tools import ToolsActor
 from rtd.audio import (
     AudioInput,
@@ -39,7 +42,7 @@ from rtd.config import (
 from rtd.messages import UpdateSession
 from rtd.plugins import Registry
 from rtd.protocol import events
-from rtd.protocol.providers import Endpoint, endpoint
+from rtd.protocol.providers import OPENAI_BASE_URL, Endpoint, endpoint, openai_endpoint
 from rtd.supervisor import Bus, Child, Ping, Supervisor
 
 logger = logging.getLogger(__name__)
@@ -79,13 +82,19 @@ class Daemon:
 
     def _session_update(self, config: Config) -> dict[str, Any]:
         tools = [tool.schema() for tool, _, _ in self._tools(config).values()]
-        return events.session_update(config.session, config.provider.model, tools)
+        return events.session_update(config.session, config.provider.model, tools,
+                                     barge_in_min_ms=config.audio.barge_in_min_ms)
 
     @staticmethod
     def _endpoint(config: Config) -> Endpoint:
         p = config.provider
         key = config.api_key.value if config.api_key else None
-        return endpoint(p.name, p.model, key, p.url, p.headers)
+        if p.name == "openai" and not p.url and key:
+            # as the OpenAI SDK finds it; config already read $OPENAI_BASE_URL (or not)
+            return openai_endpoint(p.model, api_key=key,
+                                   base_url=config.base_url or OPENAI_BASE_URL,
+                                   headers=p.headers, dialect=p.dialect)
+        return endpoint(p.name, p.model, key, p.url, p.headers, p.dialect)
 
     def _plan(self, config: Config) -> tuple[list[Child], dict[str, object]]:
         """The actors ``config`` needs in start order, and what each one's set-up depends on.
@@ -104,6 +113,10 @@ class Daemon:
         # first up, last down: `rtd status` answers while everything else starts and stops
         add(Child("control", self._start_control(config.control), ControlActor.receives,
                   critical=False), config.control)
+        # the state only reacts to what others report: it is up before anything reports
+        speaker = config.audio_output.backend != "none" and config.session.output == "audio"
+        add(Child("state", self._start_state(speaker), StateActor.receives_for(speaker)),
+            speaker)
         tools = self._tools(config)
         add(Child("tools", self._start_tools(tools), ToolsActor.receives),
             tuple((name, settings, timeout) for name, (_, settings, timeout) in tools.items()))
@@ -120,14 +133,17 @@ class Daemon:
             connect_timeout=p.connect_timeout, ping_interval=p.ping_interval,
             pong_timeout=p.pong_timeout, send_timeout=p.send_timeout,
             response_timeout=p.response_timeout, audio_backlog_ms=config.audio_input.backlog_ms)
+        policy = self._policy(config)
         # the server refuses a new voice once the conversation has audio: a new voice needs a
         # new conversation, so it restarts the session like a new server does
-        add(Child("session", self._start_session(target, transport), SessionActor.receives),
-            (target, transport, config.session.voice))
+        barge_in_min_ms = config.audio.barge_in_min_ms
+        add(Child("session", self._start_session(target, transport, policy, speaker,
+                                                 barge_in_min_ms), SessionActor.receives),
+            (target, transport, policy, config.session.voice, speaker, barge_in_min_ms))
         for name, c in config.enabled("senders").items():
             cls = c.component or self.registry.senders[name]
             add(Child(f"senders.{name}", self._component(SenderActor, cls, c.settings),
-                      critical=False), c)
+                      SenderActor.receives(cls), critical=False, lossy=True), c)
         if config.audio_input.backend != "none":
             # the echo policy is the microphone's: [audio] and the speaker's kind are its too
             add(Child("audio_input", self._start_input(config.audio_input),
@@ -169,12 +185,30 @@ class Daemon:
             return AudioOutputActor.start(bus, crash, self.output)
         return start
 
-    def _start_session(self, target: Endpoint, transport: TransportSettings
+    @staticmethod
+    def _policy(config: Config) -> SessionPolicy:
+        s = config.session
+        return SessionPolicy(start=s.start, idle_close_s=s.idle_close_s,
+                             recycle_before_s=s.recycle_before_s,
+                             replay_max_chars=s.replay_max_chars,
+                             default_session_s=1800.0 if config.provider.name == "azure"
+                             else 3600.0, max_minutes_per_day=s.max_minutes_per_day,
+                             state_dir=state_directory(s.state_dir, os.environ))
+
+    def _start_session(self, target: Endpoint, transport: TransportSettings,
+                       policy: SessionPolicy, speaker: bool, barge_in_min_ms: int
                        ) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
         def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
             # the current settings: a session restarted after a reload starts with the new ones
             return SessionActor.start(bus, crash, target, self.session_update,
-                                      transport=transport)
+                                      transport=transport, policy=policy, playback=speaker,
+                                      barge_in_min_ms=barge_in_min_ms)
+        return start
+
+    @staticmethod
+    def _start_state(speaker: bool) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:
+        def start(bus: Bus, crash: Crash) -> pykka.ActorRef[Any]:
+            return StateActor.start(bus, crash, speaker=speaker)
         return start
 
     def _start_input(self, a: AudioInputConfig) -> Callable[[Bus, Crash], pykka.ActorRef[Any]]:

@@ -64,3 +64,31 @@ class AuthenticationError(ConnectionFailed):
 
 class ProtocolError(RtdError):
     """The server sent something that is not a realtime event."""
+
+
+class ConnectionClosed(ConnectionFailed):
+    """A realtime connection ended: read from it after its close, or dropped under a reader.
+
+    ``code`` and ``reason`` are the close frame's (None and "": there was none, a drop).
+    """
+
+    def __init__(self, message: str, *, code: int | None = None, reason: str = "",
+                 **facts: object) -> None:
+        super().__init__(message, **facts)  # type: ignore[arg-type]
+        self.code = code
+        self.reason = reason
+
+
+class APIStatusError(RtdError):
+    """A REST call to the realtime server (e.g. ``sessions.create``) was refused.
+
+    Carries the HTTP ``status``, the server's own ``message`` and its error ``code``.
+    """
+
+    def __init__(self, message: str, *, status: int, error_code: str | None = None,
+                 detail: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.status_code = status  # the OpenAI SDK's spelling
+        self.error_code = error_code
+        self.message = detail

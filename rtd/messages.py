@@ -8,8 +8,8 @@ event types in `EVENT_TYPES`, which receivers name by their ``kind``, and the se
 (`UserText`, `Commit`, `RequestResponse`, `Interrupt`, `Mute`, `StartTurn`, `EndTurn`,
 `CancelTurn`, `Wake`, `Sleep`) that `SenderContext` sends. The rest (`InputAudio`,
 `OutputAudioDone`, `PlaybackStarted`, `PlaybackStopped`, `StatusReport`, `ToolCall`,
-`ConnectionState`, `ResponseStarted`, `ResponseDone`, `TurnState`, `Fatal`) is the runtime's
-own and may change between releases.
+`ConnectionState`, `SpeechStarted`, `SpeechStopped`, `ResponseStarted`, `ResponseDone`,
+`TurnState`, `Fatal`) is the runtime's own and may change between releases.
 
 Streaming types are marked ``lossy``: a receiver that falls behind loses some of them rather
 than the daemon's memory. The core actors that take the same messages (the speaker takes
@@ -27,10 +27,18 @@ from typing import Any, ClassVar, Literal
 
 @dataclass(frozen=True)
 class InputAudio:
-    """Microphone audio on its way to the server."""
+    """Microphone audio on its way to the server, or a sender's (`SenderContext.send_audio`).
 
+    Lossy for the senders that hear the microphone (`Sender.audio_rate`): one that falls behind
+    misses blocks; the session subscribes losslessly.
+    """
+
+    lossy: ClassVar[bool] = True
     pcm: bytes
     """pcm24: 24 kHz mono int16 little-endian."""
+    source: str = "microphone"
+    """"microphone" for the audio input actor's blocks, else the sending sender's name: a
+    sender hears the microphone only, never its own or another sender's audio."""
 
 
 @dataclass(frozen=True)
@@ -83,14 +91,37 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ConnectionState:
-    """The session connected or lost its connection."""
+    """The session connected or lost its connection (receivers: the ``connection`` kind)."""
 
+    kind: ClassVar[str] = "connection"
     connected: bool
     detail: str
     """Human-readable: the URL (never credentials) or why it closed."""
     expected: bool = False
     """The close was asked for (`Sleep`, the idle cut-off, the daily budget): no reconnect
     follows, so the conversation is idle rather than reconnecting."""
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    """The server heard the user start speaking (``input_audio_buffer.speech_started``)."""
+
+    item_id: str
+    """The user item the speech will become once committed."""
+    audio_start_ms: int
+    """Milliseconds into the connection's input audio where the speech began."""
+
+
+@dataclass(frozen=True)
+class SpeechStopped:
+    """The server heard the user stop speaking (``input_audio_buffer.speech_stopped``)."""
+
+    item_id: str
+    audio_end_ms: int
+    """Milliseconds into the connection's input audio where the speech ended."""
+    answered: bool = True
+    """False when the speech was too short to interrupt the assistant (``[audio]
+    barge_in_min_ms``): it is dropped, and no answer follows."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +229,11 @@ class AudioTranscript:
     kind: ClassVar[str] = "audio_transcript"
     item_id: str
     text: str
+    """What the user heard: when the user interrupted the assistant, the server's transcript
+    of the part that was played (the rest was never heard)."""
+    interrupted: bool = False
+    """The user cut this answer short (barge-in, an interrupt button, a new push-to-talk
+    turn): ``text`` is the part that was played."""
 
 
 @dataclass(frozen=True)
@@ -285,9 +321,21 @@ class ErrorEvent:
     message: str
 
 
+@dataclass(frozen=True)
+class ServerEventReceived:
+    """One event from the server, as it came (for scripts that read the wire's own events,
+    such as Mirascope's chunk receivers); published only while some receiver subscribes."""
+
+    kind: ClassVar[str] = "server_event"
+    lossy: ClassVar[bool] = True
+    event: Mapping[str, Any]
+    """The parsed JSON object, GA-shaped (a read-only view: do not keep it changing)."""
+
+
 EVENT_TYPES: dict[str, type] = {t.kind: t for t in (
     AudioEvent, AudioChunk, TextEvent, TextChunk, AudioTranscript, AudioTranscriptChunk,
-    InputTranscript, InputTranscriptChunk, ToolCallEvent, StateEvent, ErrorEvent)}
+    InputTranscript, InputTranscriptChunk, ToolCallEvent, StateEvent, ErrorEvent,
+    ServerEventReceived, ConnectionState)}
 """Every event kind a receiver may name in ``events``, with its type."""
 
 
@@ -301,6 +349,9 @@ class UserText:
     text: str
     respond: bool = True
     """Ask the model to answer right away."""
+    response: dict | None = None
+    """Overrides for that answer: the GA ``response`` of ``response.create`` (e.g.
+    ``{"tools": [...]}``, tools offered for this response only); None: the session's."""
 
 
 @dataclass(frozen=True)
@@ -311,6 +362,9 @@ class Commit:
 @dataclass(frozen=True)
 class RequestResponse:
     """Ask the model to respond now."""
+
+    response: dict | None = None
+    """Overrides for this response, as `UserText.response`; None: the session's settings."""
 
 
 @dataclass(frozen=True)

@@ -375,6 +375,12 @@ def _check(kind: str, component: Any) -> str | None:
         return f"{component!r} is not a subclass of rtd.components.{base.__name__}"
     if not isinstance(component.name, str) or not component.name:
         return f"{component.__name__} has no name"
+    if kind == "senders":
+        rate = component.audio_rate
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int)
+                                 or not 8000 <= rate <= 48000):
+            return (f"{component.__name__}.audio_rate must be None or a sample rate in Hz "
+                    f"from 8000 to 48000; got {rate!r}")
     if kind == "receivers":
         unknown = [e for e in component.events if e not in EVENT_TYPES]
         if unknown or not component.events:

@@ -133,6 +133,8 @@ class Health:
             parts = [f"connected to {c.detail}"]
             if self.state:
                 parts.append(self.state)
+        elif c.expected:
+            parts = [f"offline ({c.detail})"]
         else:
             parts = [f"reconnecting ({c.detail})"]
         for backend, what in ((self.daemon.input, "microphone"),

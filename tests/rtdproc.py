@@ -105,12 +105,13 @@ class Daemon:
 
 
 def write_config(path: Path, url: str, *, input_wav: Path | str, output_wav: Path,
-                 extra: str = "") -> Path:
+                 extra: str = "", provider: str = "") -> Path:
     path.write_text(f"""
 [provider]
 name = "custom"
 url = "{url}"
 api_key_env = "OPENAI_API_KEY"
+{provider}
 
 [audio.input]
 backend = "file"

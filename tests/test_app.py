@@ -422,7 +422,7 @@ def test_invalid_parameters_are_config_errors():
     assert any("session.output" in p for p in exc.value.problems)
     with pytest.raises(ConfigError, match="provider.url"):
         rtd.Realtime(provider="custom")
-    with pytest.raises(ConfigError, match="unknown key"):
+    with pytest.raises(TypeError, match="'silense_ms' \\(did you mean 'silence_ms'\\?\\)"):
         rtd.Realtime(provider="custom", url="ws://x/", silense_ms=3)
     with pytest.raises(ConfigError, match="audio_input"):
         rtd.Realtime(provider="custom", url="ws://x/", audio_input=3)

@@ -67,7 +67,7 @@ backend = "file"
 level = "info"
 """)
     text = "\n".join(found)
-    assert "provider.name: expected one of openai, azure, custom, got 'opnai' " \
+    assert "provider.name: expected one of openai, azure, xai, custom, got 'opnai' " \
            "(did you mean 'openai'?)" in text
     assert "provider.connect_timeout: expected a number, got a string 'soon'" in text
     assert "session.voise: unknown key (did you mean 'voice'?)" in text
@@ -145,8 +145,8 @@ def test_component_tables_disable_only_the_component():
     assert "tools.clock.enabled: expected true or false, got a string 'yes' " \
            "(tools.clock is disabled)" in text
     assert "senders.sockett: no installed plugin provides a sender named 'sockett' (did you " \
-           "mean 'socket'?); senders available: socket (rtd.builtin.plugin), stdin " \
-           "(rtd.builtin.plugin)" in text
+           "mean 'socket'?); senders available: push_to_talk (rtd.builtin.plugin), socket " \
+           "(rtd.builtin.plugin), stdin (rtd.builtin.plugin)" in text
 
 
 def test_find_config_order(tmp_path, monkeypatch):

@@ -96,7 +96,8 @@ def test_signature_text_is_the_source_text() -> None:
     assert signature_text(hookspecs.register_tools) == (
         "(settings: Mapping[str, Any]) -> list[Tool]")
     assert signature_text(SenderContext.send_text, drop_self=True) == (
-        "(text: str, *, respond: bool = True) -> bool")
+        "(text: str, *, respond: bool = True, response: dict[str, Any] | None = None)"
+        " -> bool")
 
 
 @pytest.mark.parametrize("hook", hookspec_functions(), ids=lambda f: f.__name__)

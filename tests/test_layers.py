@@ -29,7 +29,7 @@ LAYERS: list[dict[str, tuple[str, ...]]] = [
     {"config": ("rtd.config", "rtd.plugins")},
     {"actors": ("rtd.supervisor", "rtd.actors")},
     {"daemon": ("rtd.daemon", "rtd.service")},
-    {"faces": ("rtd", "rtd.__main__", "rtd.cli", "rtd.app")},
+    {"faces": ("rtd", "rtd.__main__", "rtd.cli", "rtd.app", "rtd.client", "rtd.mirascope")},
 ]
 #: A separate peer: it may import only these groups besides its own.
 EMULATOR = "rtd.emulator"
@@ -245,6 +245,8 @@ def test_the_plugin_import_loads_no_runtime():
     assert "rtd.app" not in loaded
     # and the rest is still there, reached lazily
     done = subprocess.run([sys.executable, "-c", "import rtd; print(rtd.Realtime.__module__, "
-                           "rtd.connect.__module__)"], capture_output=True, text=True,
+                           "rtd.connect.__module__, rtd.Client.__module__, "
+                           "rtd.AsyncClient.__module__)"], capture_output=True, text=True,
                           check=True, cwd=ROOT)
-    assert done.stdout.split() == ["rtd.app", "rtd.protocol.connection"]
+    assert done.stdout.split() == ["rtd.app", "rtd.protocol.connection", "rtd.client",
+                                   "rtd.client"]

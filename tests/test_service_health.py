@@ -92,6 +92,8 @@ def test_status_names_the_connection_and_the_state():
     assert health.status() == "connecting"
     daemon.bus.publish(ConnectionState(False, "cannot connect to ws://x: refused; retrying"))
     assert health.status() == "reconnecting (cannot connect to ws://x: refused; retrying)"
+    daemon.bus.publish(ConnectionState(False, "on demand: waiting for a wake", expected=True))
+    assert health.status() == "offline (on demand: waiting for a wake)"  # asked for: no retry
     daemon.bus.publish(ConnectionState(True, "ws://x"))
     from rtd.components import StateEvent
 

@@ -11,10 +11,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rtd.audio.resample import StreamResampler
 from rtd.components import Sender, SenderContext
+from rtd.messages import InputAudio
 from rtd.supervisor import Bus, RtdActor
 
 logger = logging.getLogger(__name__)
+
+WIRE_RATE = 24000
+"""Hz of the microphone's `InputAudio` blocks."""
+QUIET_AFTER = 3
+"""hear() failures logged in full before they are only counted (every 100th logged)."""
 
 
 @dataclass(frozen=True)
@@ -27,7 +34,12 @@ class SenderFailed(RuntimeError):
 
 
 class SenderActor(RtdActor):
-    receives: tuple[type, ...] = ()
+    """Runs ``sender.run`` on a thread; a sender with an ``audio_rate`` hears the microphone.
+
+    The microphone's blocks reach this actor's inbox through a lossy subscription (see
+    `receives`, and the daemon's ``lossy=True``): the audio input's thread never waits on a
+    sender, and one that falls behind loses blocks instead of the daemon's memory.
+    """
 
     def __init__(self, bus: Bus, on_crash: Callable[[str, BaseException], None],
                  sender: Sender) -> None:
@@ -37,6 +49,14 @@ class SenderActor(RtdActor):
         self.ctx = SenderContext(sender.name, bus.publish)
         self._thread: threading.Thread | None = None
         self._cancel: Callable[[], None] | None = None
+        rate = sender.audio_rate
+        self._resampler = StreamResampler(WIRE_RATE, int(rate)) if rate else None
+        self.hear_failures = 0
+
+    @staticmethod
+    def receives(sender: type[Sender]) -> tuple[type, ...]:
+        """The bus types a sender class's actor subscribes to: the microphone, if it hears."""
+        return (InputAudio,) if sender.audio_rate else ()
 
     def setup(self) -> None:
         self._thread = threading.Thread(target=self._run, name=f"rtd-{self.name}", daemon=True)
@@ -73,9 +93,23 @@ class SenderActor(RtdActor):
             loop.close()
 
     def handle(self, message: Any) -> Any:
-        if isinstance(message, _SenderFailed):
+        if isinstance(message, InputAudio):
+            if self._resampler is not None and message.source == "microphone":
+                self._hear(self._resampler.process(message.pcm))
+        elif isinstance(message, _SenderFailed):
             err = message.error
             raise SenderFailed(f"{type(err).__name__}: {err}") from err
+
+    def _hear(self, pcm: bytes) -> None:
+        if not pcm or self.ctx.stopping.is_set():
+            return
+        try:
+            self.sender.hear(pcm, self.ctx)
+        except Exception as exc:  # a plugin's bug costs its own block, nothing more
+            self.hear_failures += 1
+            if self.hear_failures <= QUIET_AFTER or self.hear_failures % 100 == 0:
+                logger.warning("%s: hear() failed (%d so far): %s: %s", self.name,
+                               self.hear_failures, type(exc).__name__, exc)
 
     def release(self) -> None:
         self.ctx.stopping.set()

@@ -7,6 +7,7 @@ writes what a speaker would have played, silence included, so its timeline match
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import struct
@@ -106,14 +107,45 @@ def _bad(p: Path, where: str, reason: str) -> AudioFileError:
     )
 
 
-def _read_riff(p: Path, where: str, wave_reason: str) -> tuple[WavFormat, bytes]:
-    """Parse RIFF chunks directly, for the headers Python's `wave` turns down."""
+def is_wav(data: bytes) -> bool:
+    """Whether ``data`` starts like a WAV file (a RIFF/WAVE header) rather than raw PCM."""
+    return len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+
+
+def decode_wav(data: bytes, where: str) -> bytes:
+    """pcm24 (24 kHz mono int16) from a whole WAV file held in memory.
+
+    For scripts that hand rtd a recording (``BytesIO`` or bytes of a WAV) instead of raw PCM:
+    the same decoding as `read_wav`, so any rate, channel count and sample format it reads.
+    ``where`` names the source in the error (``senders.NAME``).
+    """
+    label = Path("<WAV data>")
     try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise AudioFileError(
-            f"{where}.path: cannot read {str(p)!r}: {exc.strerror or exc}"
-        ) from None
+        try:
+            with wave.open(io.BytesIO(data), "rb") as w:
+                fmt = WavFormat(_WAVE_FORMAT_PCM, w.getnchannels(), w.getframerate(),
+                                8 * w.getsampwidth())
+                frames_data = w.readframes(w.getnframes())
+        except (wave.Error, EOFError) as exc:
+            fmt, frames_data = _read_riff(label, where, str(exc) or "data is truncated", data)
+        frames = _decode(frames_data, fmt, label, where)
+    except AudioFileError as exc:
+        reason = str(exc).split("is not a usable WAV file ", 1)[-1]
+        raise AudioFileError(f"{where}: returned WAV audio rtd cannot decode {reason}") from None
+    resampler = StreamResampler(fmt.rate, RATE, fmt.channels, 1)
+    return resampler.process(frames.tobytes()) + resampler.flush()
+
+
+def _read_riff(p: Path, where: str, wave_reason: str,
+               raw: bytes | None = None) -> tuple[WavFormat, bytes]:
+    """Parse RIFF chunks directly, for the headers Python's `wave` turns down."""
+    if raw is None:
+        try:
+            raw = p.read_bytes()
+        except OSError as exc:
+            raise AudioFileError(
+                f"{where}.path: cannot read {str(p)!r}: {exc.strerror or exc}"
+            ) from None
     if len(raw) < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
         raise _bad(p, where, "no RIFF/WAVE header" if raw else "the file is empty")
     fmt: WavFormat | None = None

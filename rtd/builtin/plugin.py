@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rtd.builtin.receivers import ConsoleReceiver, TranscriptLogReceiver
-from rtd.builtin.senders import SocketSender, StdinSender
+from rtd.builtin.senders import PushToTalkSender, SocketSender, StdinSender
 from rtd.hookspecs import hookimpl
 
 
@@ -16,7 +16,7 @@ def register_tools() -> list:
 
 @hookimpl
 def register_senders() -> list:
-    return [SocketSender, StdinSender]
+    return [SocketSender, StdinSender, PushToTalkSender]
 
 
 @hookimpl

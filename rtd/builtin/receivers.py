@@ -52,6 +52,8 @@ class ConsoleReceiver(Receiver):
     def format(self, event: Any) -> str | None:
         if isinstance(event, InputTranscript):
             return f"you: {event.text}"
+        if isinstance(event, AudioTranscript) and event.interrupted:
+            return f"assistant (interrupted): {event.text}"
         if isinstance(event, (AudioTranscript, TextEvent)):
             return f"assistant: {event.text}"
         if isinstance(event, ToolCallEvent) and self.settings.show_tools:
@@ -70,7 +72,8 @@ class TranscriptLogSettings:
 
 
 class TranscriptLogReceiver(Receiver):
-    """Appends each finished turn as a JSON line: {"time", "role", "text"}.
+    """Appends each finished turn as a JSON line: {"time", "role", "text"}, and
+    ``"interrupted": true`` for an answer the user cut short (its text is what was heard).
 
     Every line is flushed and fsynced as it is written, so a shutdown, a crash or a power cut
     after the line was written loses nothing.
@@ -112,8 +115,10 @@ class TranscriptLogReceiver(Receiver):
             self.start()
         assert self._file is not None
         now = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        self._file.write(json.dumps({"time": now, "role": role, "text": text},
-                                    ensure_ascii=False) + "\n")
+        line: dict[str, Any] = {"time": now, "role": role, "text": text}
+        if getattr(event, "interrupted", False):
+            line["interrupted"] = True
+        self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 

@@ -21,18 +21,28 @@ with their ids), `input_audio` and `input_audio_bytes`, `id`, `expires_at`, `cli
 (the client's close frame, None without one), `ended` (a threading.Event)), `injected` (the
 faults fired so far), `attempts` (upgrade requests, refused ones included), `connections`,
 `headers`, `paths`, `input_audio`, and `wait_for` / `wait_for_sent` / `wait_for_injected` for
-past-or-future events.
+past-or-future events. `rescript(scenario)` answers the turns that follow from another
+scenario, so one emulator can serve a whole test module.
 
 Behaviour worth knowing
 -----------------------
-- Any path is accepted; `?model=` is recorded (default "gpt-realtime-2"). With `api_key` set,
-  `Authorization: Bearer <key>` or `api-key: <key>` is required (HTTP 401 otherwise, or an
-  `invalid_api_key` error and close 3000 with `auth_failure="close"`). A client sending
-  `OpenAI-Beta: realtime=v1` gets `beta_api_shape_disabled` and close 4000.
+- Any path is accepted for the WebSocket; `?model=` is recorded (default "gpt-realtime-2").
+  With `api_key` set, `Authorization: Bearer <key>` or `api-key: <key>` is required (HTTP 401
+  otherwise, or an `invalid_api_key` error and close 3000 with `auth_failure="close"`). A
+  client sending `OpenAI-Beta: realtime=v1` gets `beta_api_shape_disabled` and close 4000.
+- The same port answers `POST /v1/realtime/client_secrets` (GA's ephemeral keys: `value`,
+  `expires_at`, `session`); with `api_key` set a wrong key gets 401; an issued secret is
+  accepted as the key of a later connection, which starts with the secret's session.
+- `dialect="beta"` or `"xai"` (`rtd emulate --dialect`) speaks those servers' shape on the
+  socket instead (see `rtd.emulator.dialect`); `received` and `sent` stay GA, with the
+  wire's shape beside it (`_wire`, `_wire_types`).
 - Each connection is a new, empty conversation. The scenario's turn counter belongs to the
   emulator, not the connection: after a reconnect the next user turn is the next scripted turn.
 - A user turn is an input audio buffer committed (by the VAD or `input_audio_buffer.commit`), or
   a user message item created with `conversation.item.create` and followed by `response.create`.
+  A `function_call_output` item is answered (its turn's `then`) by the next response only while
+  no message item follows it: a message after it (a client replaying the conversation into a
+  new session, the user's next words) makes it history.
   A `response.create` with no new user input, or with `"conversation": "none"`, gets the
   default reply and does not use up a turn.
 - Server VAD is energy based: 20 ms frames above -60 + 50 * threshold dBFS for 60 ms start
@@ -41,6 +51,11 @@ Behaviour worth knowing
   noise reduction are accepted and ignored. Speech that starts during a response cancels it
   when `interrupt_response` is true; speech that ends while a response is still active is
   answered as soon as that response has ended.
+- `conversation.item.truncate` refuses an `audio_end_ms` beyond the audio sent for the item
+  ("Audio content of N ms is already shorter than M ms", as the service does) and cuts the
+  item's stored transcript to the words spoken by then, also when the item is still streaming
+  (`conversation.item.retrieve` then returns what was heard; `response.output_audio_transcript
+  .done` still carries what was generated).
 - Transcription events are sent only when `audio.input.transcription` names a model; they carry
   the turn's `transcript`, or "[emulator: 1.8 s of speech]" when the scenario has none.
 - Audio replies come in 150 ms `response.output_audio.delta` chunks, sent as fast as the client

@@ -26,13 +26,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="refuse a wrong key with HTTP 401, or an error event and close 3000")
     parser.add_argument("--fault", action="append", default=[], metavar="TOML",
                         help="inject a fault, written like a [[fault]] table's inside")
+    parser.add_argument("--dialect", choices=["ga", "beta", "xai"], default="ga",
+                        help="wire shape: GA, the older beta shape, or xAI's")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every connection")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         serve(args.host, args.port, args.scenario, args.api_key, args.voice,
-              args.max_session_seconds, auth_failure=args.auth_failure, faults=args.fault)
+              args.max_session_seconds, auth_failure=args.auth_failure, faults=args.fault,
+              dialect=args.dialect)
     except RtdError as exc:
         parser.exit(2, f"rtd emulator: {exc}\n")
     return 0

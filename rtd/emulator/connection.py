@@ -38,6 +38,7 @@ from websockets.frames import EXTERNAL_CLOSE_CODES
 
 from rtd.emulator import faults
 from rtd.emulator import validation as v
+from rtd.emulator.dialect import WIRE_DIALECTS, WireDialect
 from rtd.emulator.scenario import Fault, ScriptedError, Turn, format_then
 from rtd.emulator.state import SessionRecord, SharedState
 from rtd.emulator.vad import EnergyVad, VadSettings
@@ -81,6 +82,15 @@ def expiry_message(seconds: float) -> str:
     else:
         length = f"{seconds:g} seconds"
     return f"Your session hit the maximum duration of {length}."
+
+
+def _cut_transcript(transcript: str, end_ms: int, total_ms: int) -> str:
+    """The words of a transcript spoken in the first ``end_ms`` of ``total_ms`` of audio, as
+    the service cuts an item's transcript on ``conversation.item.truncate``."""
+    if total_ms <= 0:
+        return transcript
+    words = _words(transcript)
+    return "".join(words[: round(len(words) * min(end_ms, total_ms) / total_ms)]).strip()
 
 
 def _words(text: str) -> list[str]:
@@ -128,18 +138,25 @@ class Connection:
     """Protocol state of one WebSocket client: session, conversation, audio buffer, response."""
 
     def __init__(self, state: SharedState, ws: ServerConnection, model: str,
-                 session: SessionRecord) -> None:
+                 session: SessionRecord, *, dialect: WireDialect | None = None,
+                 preset: dict[str, Any] | None = None) -> None:
         self.state = state
         self.ws = ws
         self.session = session
+        self.dialect = dialect or WIRE_DIALECTS["ga"]
         expires = state.max_session_seconds if state.max_session_seconds is not None else 3600
         expires_at = math.ceil(time.time() + expires)
         self.config = v.default_session(model, new_id("sess"), expires_at)
+        if preset is not None:  # the session an ephemeral secret was made with
+            v.merge_session(self.config, {k: copy.deepcopy(val) for k, val in preset.items()
+                                          if k not in ("id", "object", "expires_at", "model")})
+        self.dialect.prepare(self.config)
         state.describe_session(session, self.config["id"], model, expires_at)
         self.conversation_id = new_id("conv")
         self.items: list[dict[str, Any]] = []
         self.items_by_id: dict[str, dict[str, Any]] = {}
         self.audio_ms: dict[str, int] = {}  # assistant item -> milliseconds of audio sent
+        self.cut_at: dict[str, int] = {}  # item truncated while streaming -> audio_end_ms
         self.input_ms: dict[str, int] = {}  # user item -> milliseconds of audio committed
         self.buffer = bytearray()  # uncommitted input audio
         self.buffer_start = 0  # absolute sample index of buffer[0]
@@ -274,11 +291,20 @@ class Connection:
             record = {k: val for k, val in event.items() if k != "delta"}
             delta = event["delta"]
             record["delta_bytes"] = len(delta) * 3 // 4 - delta[-2:].count("=")
-        await self._transmit(json.dumps(event), record)
+        wire = self.dialect.server_events(event)
+        if len(wire) != 1 or wire[0]["type"] != event["type"]:
+            record = {**record, "_wire_types": [w["type"] for w in wire]}
+        if not wire:  # the dialect has no such event: recorded, not sent
+            self.state.record_sent(self.session, record)
+            return
+        for n, out in enumerate(wire):
+            await self._transmit(json.dumps(out), record if n == 0 else None)
 
-    async def _transmit(self, frame: str | bytes, record: dict[str, Any]) -> None:
-        """The one place a frame reaches the socket (and the record of what was sent)."""
-        self.state.record_sent(self.session, record)
+    async def _transmit(self, frame: str | bytes, record: dict[str, Any] | None) -> None:
+        """The one place a frame reaches the socket (and the record of what was sent: tests
+        read the GA event; a dialect's extra frames for it are not recorded again)."""
+        if record is not None:
+            self.state.record_sent(self.session, record)
         await self.ws.send(frame)
 
     # -- faults --------------------------------------------------------------------------------
@@ -306,8 +332,10 @@ class Connection:
                 again = copy.deepcopy(event)
                 if not fault.same_event_id:
                     again["event_id"] = new_id("event")
-                text = json.dumps(again)
-                await self._transmit(text, faults.record_of(again, text, index))
+                for n, out in enumerate(self.dialect.server_events(again)):
+                    text = json.dumps(out)
+                    await self._transmit(text, faults.record_of(again, text, index)
+                                         if n == 0 else None)
         elif do == "error":
             error = faults.error_event(fault.error, new_id("event"))
             text = json.dumps(error)
@@ -416,17 +444,28 @@ class Connection:
                 f"Invalid event: failed to parse JSON value ({exc}).", code="invalid_json"), None)
             return
         pcm: bytes | None = None
+        refused: v.ClientError | None = None
         if isinstance(event, dict) and event.get("type") == "input_audio_buffer.append":
             pcm = _decode_audio(event.get("audio"))
             record = {k: val for k, val in event.items() if k != "audio"}
             record["audio_bytes"] = None if pcm is None else len(pcm)
+        elif isinstance(event, dict):
+            try:
+                ga = self.dialect.client_event(event)
+            except v.ClientError as exc:  # a shape this dialect's servers refuse
+                ga, refused = event, exc
+            # tests read GA; what came on the wire stays beside it when it differed
+            record = ga if ga is event else {**ga, "_wire": event}
+            event = ga
         else:
-            record = event if isinstance(event, dict) else {"type": None, "_not_an_object": event}
+            record = {"type": None, "_not_an_object": event}
         self.state.record_received(self.session, record)
         event_id = event.get("event_id") if isinstance(event, dict) else None
         if not isinstance(event_id, str):
             event_id = None
         try:
+            if refused is not None:
+                raise refused
             kind = v.check_event(event)
             await self._dispatch(kind, event, pcm)
         except v.ClientError as exc:
@@ -602,6 +641,7 @@ class Connection:
         number, turn = self.state.next_turn()
         self.pending_turn = (number, turn)
         self.pending_text = False
+        self.pending_tool = None  # the user spoke after it: the turn answers what they said
         item: dict[str, Any] = {"id": item_id, "object": "realtime.item", "type": "message",
                                 "status": "completed", "role": "user",
                                 "content": [{"type": "input_audio", "transcript": None}]}
@@ -683,8 +723,12 @@ class Connection:
                         item=copy.deepcopy(item))
         if item["type"] == "function_call_output":
             self.pending_tool = (item["call_id"], item["output"])
-        elif item["type"] == "message" and item["role"] == "user":
-            self.pending_text = True
+        elif item["type"] == "message":
+            # a newer message (a replay of the conversation, the user's next words) means the
+            # output before it was answered already, or is history the model reads
+            self.pending_tool = None
+            if item["role"] == "user":
+                self.pending_text = True
 
     async def _truncate(self, event: dict[str, Any]) -> None:
         item = self._find_item(event)
@@ -709,9 +753,10 @@ class Connection:
                                 code="invalid_value", param="audio_end_ms")
         parts = item.get("content") or []
         if parts and isinstance(parts[0].get("transcript"), str) and have > 0:
-            words = _words(parts[0]["transcript"])
-            keep = round(len(words) * end_ms / have)
-            parts[0]["transcript"] = "".join(words[:keep]).strip()
+            parts[0]["transcript"] = _cut_transcript(parts[0]["transcript"], end_ms, have)
+        elif item.get("status") == "in_progress":
+            # still streaming: the transcript is cut when the item is complete
+            self.cut_at[item["id"]] = end_ms
         self.audio_ms[item["id"]] = end_ms
         await self.emit("conversation.item.truncated", item_id=item["id"],
                         content_index=content_index, audio_end_ms=end_ms)
@@ -927,7 +972,12 @@ class Connection:
             await self.emit("response.output_audio_transcript.done", **where,
                             transcript=transcript)
             part["transcript"] = transcript
-            item["content"] = [{"type": "output_audio", "transcript": transcript}]
+            kept = transcript
+            if item_id in self.cut_at:  # truncated while streaming: keep what was heard
+                end_ms = self.cut_at.pop(item_id)
+                self.audio_ms[item_id] = end_ms
+                kept = _cut_transcript(transcript, end_ms, resp.audio_ms)
+            item["content"] = [{"type": "output_audio", "transcript": kept}]
         else:
             for word in words:
                 if resp.cancel_reason:

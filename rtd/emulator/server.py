@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import json
 import logging
+import math
+import secrets
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from http import HTTPStatus
@@ -28,9 +32,16 @@ from websockets.http11 import Request, Response
 
 from rtd.emulator import faults as fault_actions
 from rtd.emulator.connection import Connection, new_id
+from rtd.emulator.dialect import wire_dialect
 from rtd.emulator.scenario import UPGRADE, Fault, Scenario, load_scenario, parse_faults
 from rtd.emulator.state import SessionRecord, SharedState
-from rtd.emulator.validation import DEFAULT_MODEL
+from rtd.emulator.validation import (
+    DEFAULT_MODEL,
+    ClientError,
+    default_session,
+    merge_session,
+    validate_session,
+)
 from rtd.emulator.voice import resolve_engine
 from rtd.exceptions import RtdError
 
@@ -57,14 +68,22 @@ class Emulator:
     `max_session_seconds` ends every connection like the service's 60-minute limit. `faults`
     are injected after the scenario's own `[[fault]]` tables: each a `Fault`, a table with the
     same keys, or such a table's inside as TOML text; a bad one raises ConfigError naming the
-    key, e.g. `faults=[{"at": "response.done", "do": "duplicate", "turn": 1}]`.
+    key, e.g. `faults=[{"at": "response.done", "do": "duplicate", "turn": 1}]`. `dialect`
+    ("ga", "beta", "xai") is the shape spoken on the socket (`rtd.emulator.dialect`); inside,
+    and in what tests read (`received`, `sent`), it is always GA.
+
+    The same port answers `POST /v1/realtime/client_secrets` (beta dialect:
+    `/v1/realtime/sessions`): an ephemeral secret that a following connection may use as its
+    key, starting with the session it was made with.
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
                  scenario: Scenario | str | Path | None = None, api_key: str | None = None,
                  voice_engine: str = "auto", max_session_seconds: float | None = None,
                  *, auth_failure: Literal["http", "close"] = "http",
-                 faults: Iterable[Fault | Mapping[str, Any] | str] = ()) -> None:
+                 faults: Iterable[Fault | Mapping[str, Any] | str] = (),
+                 dialect: str = "ga") -> None:
+        self.dialect = wire_dialect(dialect)
         if isinstance(scenario, (str, Path)):
             scenario = load_scenario(scenario)
         extra = parse_faults(faults)
@@ -88,6 +107,8 @@ class Emulator:
         self._stopped = False
         self._lock = threading.Lock()
         self._live: set[Connection] = set()  # open connections (touched on the loop only)
+        #: Ephemeral secrets issued over REST: value -> (expires_at, GA session).
+        self._secrets: dict[str, tuple[int, dict[str, Any]]] = {}
 
     # -- life cycle ----------------------------------------------------------------------------
 
@@ -159,7 +180,8 @@ class Emulator:
             server = await ws_serve(self._handle, self.host, self._requested_port,
                                     process_request=self._check_request,
                                     max_size=MAX_MESSAGE_BYTES, close_timeout=CLOSE_TIMEOUT,
-                                    open_timeout=None)
+                                    open_timeout=None,
+                                    create_connection=_with_rest(self._rest))
         except OSError as exc:
             self._start_error = exc
             self._ready.set()
@@ -254,7 +276,7 @@ class Emulator:
         keys = [request.headers.get("api-key")]
         if bearer.lower().startswith("bearer "):
             keys.append(bearer[7:].strip())
-        if self.api_key in keys:
+        if self.api_key in keys or any(self._secret(k) is not None for k in keys):
             return None
         if not bearer and keys == [None]:
             return "Missing bearer or basic authentication in header"
@@ -273,17 +295,17 @@ class Emulator:
         logger.info("connection from %s to %s (model %s)", ws.remote_address, request.path,
                     model)
         try:
-            if "realtime=v1" in headers.get("openai-beta", ""):
-                await self._refuse(ws, session, "beta_api_shape_disabled", 4000,
-                                   "The beta Realtime API shape is no longer supported; remove "
-                                   "the 'OpenAI-Beta: realtime=v1' header and use the GA shape.")
+            refusal = self.dialect.refusal(headers)
+            if refusal is not None:
+                await self._refuse(ws, session, *refusal)
                 return
             if self.api_key is not None and self.auth_failure == "close":
                 problem = self._auth_problem(request)
                 if problem is not None:
                     await self._refuse(ws, session, "invalid_api_key", 3000, problem)
                     return
-            connection = Connection(self._state, ws, model, session)
+            connection = Connection(self._state, ws, model, session, dialect=self.dialect,
+                                    preset=self._preset(request))
             self._live.add(connection)
             try:
                 await connection.run()
@@ -298,6 +320,62 @@ class Emulator:
                 rcvd = ws.protocol.close_rcvd
                 self._state.end_session(session, None if rcvd is None else (rcvd.code,
                                                                             rcvd.reason))
+
+    def _secret(self, key: str | None) -> dict[str, Any] | None:
+        """The session an unexpired secret issued here was made with; None for other keys."""
+        found = self._secrets.get(key or "")
+        if found is None or found[0] < time.time():
+            return None
+        return found[1]
+
+    def _preset(self, request: Request) -> dict[str, Any] | None:
+        bearer = request.headers.get("Authorization", "")
+        key = bearer[7:].strip() if bearer.lower().startswith("bearer ") else \
+            request.headers.get("api-key")
+        return self._secret(key)
+
+    # -- REST: ephemeral client secrets ------------------------------------------------------
+
+    def _rest(self, method: str, target: str, headers: Mapping[str, str],
+              body: bytes) -> tuple[int, dict[str, Any]]:
+        """Answer one plain HTTP request: (status, JSON body). Runs on the loop's thread."""
+        path = urlsplit(target).path.rstrip("/")
+        if path != "/v1" + self.dialect.secrets_path:
+            return 404, _rest_error(f"rtd emulator: no such endpoint {path!r}; it serves "
+                                    f"POST /v1{self.dialect.secrets_path}",
+                                    "invalid_request_error", "not_found")
+        if method != "POST":
+            return 405, _rest_error(f"{method} is not allowed here; use POST",
+                                    "invalid_request_error", "method_not_allowed")
+        bearer = headers.get("authorization", "")
+        key = bearer[7:].strip() if bearer.lower().startswith("bearer ") else None
+        if self.api_key is not None and key != self.api_key:
+            message = ("Missing bearer authentication in header" if key is None
+                       else "Incorrect API key provided.")
+            return 401, _rest_error(message, "invalid_request_error", "invalid_api_key")
+        try:
+            data = json.loads(body or b"{}")
+        except ValueError as exc:
+            return 400, _rest_error(f"We could not parse the JSON body of your request ({exc}).",
+                                    "invalid_request_error", "invalid_json")
+        if not isinstance(data, dict):
+            return 400, _rest_error("The request body must be a JSON object.",
+                                    "invalid_request_error", "invalid_type")
+        try:
+            given, expires_after = self.dialect.secret_request(data)
+            seconds = _expiry_seconds(expires_after)
+            session = default_session(DEFAULT_MODEL, new_id("sess"),
+                                      math.ceil(time.time() + 3600))
+            if given is not None:
+                checked = validate_session(given)
+                merge_session(session, checked)
+        except ClientError as exc:
+            return 400, _rest_error(exc.message, exc.error_type, exc.code, exc.param)
+        value = "ek_" + secrets.token_hex(16)
+        expires_at = math.ceil(time.time() + seconds)
+        self._secrets[value] = (expires_at, session)
+        logger.info("issued an ephemeral secret for %d s (session %s)", seconds, session["id"])
+        return 200, self.dialect.secret_response(value, expires_at, copy.deepcopy(session))
 
     async def _refuse(self, ws: ServerConnection, session: SessionRecord, code: str,
                       close_code: int, message: str) -> None:
@@ -329,6 +407,14 @@ class Emulator:
     @property
     def scenario(self) -> Scenario:
         return self._state.scenario
+
+    def rescript(self, scenario: Scenario) -> None:
+        """Answer the user turns that follow from ``scenario``, counted from its first turn.
+
+        For a test module sharing one emulator between tests that each script their own
+        conversation. Faults given to the constructor stay; the scenario's own are not added.
+        """
+        self._state.rescript(scenario)
 
     @property
     def voice_engine(self) -> str:
@@ -422,11 +508,107 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
+def _rest_error(message: str, error_type: str, code: str | None,
+                param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "code": code, "param": param}}
+
+
+def _expiry_seconds(expires_after: Any) -> int:
+    """Seconds a new secret lives: ``expires_after.seconds`` (10..7200), default 600."""
+    if expires_after is None:
+        return 600
+    if not isinstance(expires_after, dict):
+        raise ClientError("Invalid type for 'expires_after': expected an object.",
+                          code="invalid_type", param="expires_after")
+    seconds = expires_after.get("seconds", 600)
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 10 <= seconds <= 7200:
+        raise ClientError(f"Invalid 'expires_after.seconds': {seconds!r}; expected an integer "
+                          "from 10 to 7200.", code="invalid_value",
+                          param="expires_after.seconds")
+    return seconds
+
+
+MAX_REST_BYTES = 1024 * 1024
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+            405: "Method Not Allowed", 413: "Payload Too Large"}
+
+
+def _with_rest(answer: Callable[[str, str, Mapping[str, str], bytes],
+                                tuple[int, dict[str, Any]]]) -> type[ServerConnection]:
+    """A connection class that also answers plain HTTP requests other than the upgrade (a GET)
+    on the same port, the way the service has REST and the WebSocket under one host."""
+
+    class RestOrWebSocket(ServerConnection):
+        _mode: str | None = None  # None: undecided; "ws", "rest", or "done" (answered)
+        _buffer = b""
+
+        def data_received(self, data: bytes) -> None:
+            if self._mode == "ws":
+                super().data_received(data)
+                return
+            if self._mode == "done":
+                return
+            self._buffer += data
+            if self._mode is None:
+                if len(self._buffer) < 4 and b"GET ".startswith(self._buffer):
+                    return  # too little to tell yet
+                if self._buffer.startswith(b"GET "):
+                    self._mode = "ws"
+                    data, self._buffer = self._buffer, b""
+                    super().data_received(data)
+                    return
+                self._mode = "rest"
+            self._serve_rest()
+
+        def _serve_rest(self) -> None:
+            head, sep, body = self._buffer.partition(b"\r\n\r\n")
+            if not sep:
+                if len(self._buffer) > MAX_REST_BYTES:
+                    self._reply(413, _rest_error("request too large", "invalid_request_error",
+                                                 None))
+                return
+            lines = head.decode("latin-1").split("\r\n")
+            method, _, rest = lines[0].partition(" ")
+            target = rest.rpartition(" ")[0] or rest
+            headers = {}
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError:
+                length = -1
+            if not 0 <= length <= MAX_REST_BYTES:
+                self._reply(413, _rest_error("bad or too large Content-Length",
+                                             "invalid_request_error", None))
+                return
+            if len(body) < length:
+                return  # more to come
+            try:
+                status, answer_body = answer(method, target, headers, body[:length])
+            except Exception:  # the emulator must survive anything a client sends
+                logger.exception("rtd emulator failed on a REST request")
+                status, answer_body = 500, _rest_error("rtd emulator bug: see its log",
+                                                       "server_error", None)
+            self._reply(status, answer_body)
+
+        def _reply(self, status: int, body: dict[str, Any]) -> None:
+            payload = json.dumps(body).encode("utf-8")
+            head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\n"
+                    "Content-Type: application/json\r\n"
+                    f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n")
+            self.transport.write(head.encode("latin-1") + payload)
+            self.transport.close()
+            self._mode, self._buffer = "done", b""
+
+    return RestOrWebSocket
+
+
 def serve(host: str = "127.0.0.1", port: int = 8765, scenario_path: str | None = None,
           api_key: str | None = None, voice_engine: str = "auto",
           max_session_seconds: float | None = None, *,
           auth_failure: Literal["http", "close"] = "http",
-          faults: Iterable[str] = ()) -> None:
+          faults: Iterable[str] = (), dialect: str = "ga") -> None:
     """Run the emulator in the foreground until Ctrl-C or SIGTERM (for `rtd emulate`).
 
     `faults` are `--fault` options: each the inside of a `[[fault]]` table as TOML text.
@@ -434,7 +616,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, scenario_path: str | None =
     extra = parse_faults(faults, source="--fault")
     emulator = Emulator(host=host, port=port, scenario=scenario_path, api_key=api_key,
                         voice_engine=voice_engine, max_session_seconds=max_session_seconds,
-                        auth_failure=auth_failure, faults=extra)
+                        auth_failure=auth_failure, faults=extra, dialect=dialect)
     emulator.start()
     print(BANNER.format(url=emulator.url), flush=True)
     stop = threading.Event()

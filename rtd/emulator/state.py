@@ -320,6 +320,17 @@ class SharedState:
 
     # -- scenario progress ---------------------------------------------------------------------
 
+    def rescript(self, scenario: Scenario) -> None:
+        """A new scenario for the turns that follow; the turn count starts again."""
+        with self._cond:
+            self.scenario = scenario
+            self._turns_started = 0
+            self._calls.clear()
+            if scenario.turns:
+                self.scenario_done.clear()
+            else:
+                self.scenario_done.set()
+
     def next_turn(self) -> tuple[int, Turn | None]:
         """Start the next user turn: its 1-based number and script (None past the last turn)."""
         with self._cond:

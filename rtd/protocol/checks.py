@@ -154,8 +154,13 @@ SPECS: dict[str, tuple[Field, ...]] = {
         _f("item_id", "text"), _f("error", "object", nullable=True),
         _f("error.code", "text", nullable=True), _f("error.message", "text", nullable=True),
     ),
-    "input_audio_buffer.speech_started": (_f("item_id", "text", nullable=True),),
-    "input_audio_buffer.speech_stopped": (_f("item_id", "text", nullable=True),),
+    "input_audio_buffer.speech_started": (
+        _f("item_id", "text", nullable=True), _f("audio_start_ms", "number", nullable=True),
+    ),
+    "input_audio_buffer.speech_stopped": (
+        _f("item_id", "text", nullable=True), _f("audio_end_ms", "number", nullable=True),
+    ),
+    "input_audio_buffer.committed": (_f("item_id", "text", nullable=True),),
     "response.function_call_arguments.done": (
         _f("call_id", "id", True), _f("name", "text", nullable=True),
         _f("arguments", "text", nullable=True), _f("response_id", "text", nullable=True),

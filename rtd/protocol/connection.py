@@ -26,7 +26,7 @@ import websocket
 
 from rtd.exceptions import AuthenticationError, ConnectionFailed, ProtocolError
 from rtd.protocol import events
-from rtd.protocol.providers import Endpoint, endpoint
+from rtd.protocol.providers import Endpoint, endpoint, openai_endpoint
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,12 @@ class RealtimeConnection:
         #: Close code and reason once the server closed the connection (1001: session expired).
         self.close_code: int | None = None
         self.close_reason: str = ""
+        #: The code and message of the latest `error` event (why a close that follows came).
+        self.last_error: tuple[str, str] | None = None
+        #: No more frames will come: closed by either side, or dropped.
+        self.ended = False
+        #: close() was called here (so the end is no surprise).
+        self.closed_here = False
         self._closed = False
 
     @property
@@ -47,8 +53,8 @@ class RealtimeConnection:
         return self.endpoint.safe_url
 
     def send(self, event: Mapping[str, Any]) -> None:
-        """Send one client event (a dict in the GA shape)."""
-        self._send_text(events.encode_client_event(event))
+        """Send one client event (a dict in the GA shape; the dialect reshapes it)."""
+        self._send_text(encode_event(event, self.endpoint))
 
     def send_audio_data(self, pcm: bytes) -> None:
         """Append 24 kHz mono int16 PCM to the server's input buffer."""
@@ -61,11 +67,38 @@ class RealtimeConnection:
             raise ConnectionFailed(f"sending to {self.url} failed: {_describe(exc)}") from None
 
     def recv(self) -> events.ServerEvent | None:
-        """The next server event, or None once the connection is closed."""
+        """The next server event (GA shape), or None once the connection is closed."""
+        while True:
+            data = self.recv_bytes()
+            if data is None:
+                return None
+            try:
+                event = self.parse_event(data)
+            except ProtocolError as exc:
+                logger.warning("%s; ignored", exc)
+                continue
+            if event is not None:
+                return event
+
+    def parse_event(self, data: str | bytes) -> events.ServerEvent | None:
+        """One frame as a GA server event; None for what only the transport cares about (an
+        xAI ``ping``). Raises ProtocolError for a frame that is not an event."""
+        event = decode_event(data, self.endpoint)
+        if event is not None and event.type == "error":
+            err = event.get("error")
+            if isinstance(err, Mapping):
+                self.last_error = (str(err.get("code") or err.get("type") or "error"),
+                                   str(err.get("message") or ""))
+        return event
+
+    def recv_bytes(self) -> bytes | None:
+        """The next text or binary frame's payload as sent (the dialect's shape), or None
+        once the connection is closed."""
         while True:
             try:
                 opcode, data = self._ws.recv_data()
             except websocket.WebSocketConnectionClosedException:
+                self.ended = True
                 return None
             except websocket.WebSocketProtocolException as exc:
                 if "close" not in str(exc):
@@ -75,20 +108,20 @@ class RealtimeConnection:
                 found = re.search(r"close opcode (\d+)", str(exc))
                 code = int(found.group(1)) if found else None
                 self.close_code, self.close_reason, self._closed = code, "", True
+                self.ended = True
                 return None
             except (websocket.WebSocketException, OSError) as exc:
+                self.ended = True
                 if self._closed:
                     return None
                 raise ConnectionFailed(f"connection to {self.url} lost: {_describe(exc)}") \
                     from None
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 self._note_close(data)
+                self.ended = True
                 return None
             if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-                try:
-                    return events.parse_server_event(data)
-                except ProtocolError as exc:
-                    logger.warning("%s; ignored", exc)
+                return data
 
     def listen(self) -> Iterator[events.ServerEvent]:
         """Server events until the connection closes."""
@@ -105,14 +138,14 @@ class RealtimeConnection:
             self.close_code = 1005
         self._closed = True
 
-    def close(self) -> None:
+    def close(self, code: int = 1000, reason: str = "") -> None:
         """Close politely, then make sure a thread blocked in `listen()` wakes up."""
         if self._closed and not self._ws.connected:
             return
-        self._closed = True
+        self._closed = self.closed_here = True
         with contextlib.suppress(websocket.WebSocketException, OSError):
             if self._ws.connected:
-                self._ws.send_close(websocket.STATUS_NORMAL)
+                self._ws.send_close(code, reason.encode("utf-8"))
         with contextlib.suppress(OSError):
             if self._ws.sock is not None:
                 self._ws.sock.shutdown(socket.SHUT_RDWR)
@@ -123,6 +156,18 @@ class RealtimeConnection:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def encode_event(event: Mapping[str, Any], target: Endpoint) -> str:
+    """A GA client event as the text frame ``target``'s dialect wants."""
+    return events.encode_client_event(target.dialect.outgoing(event))
+
+
+def decode_event(data: str | bytes, target: Endpoint) -> events.ServerEvent | None:
+    """A frame from ``target`` as a GA server event; None: the dialect's own (a ping)."""
+    raw = events.parse_server_event(data).to_dict()
+    translated = target.dialect.incoming(raw)
+    return None if translated is None else events.ServerEvent(translated)
 
 
 def _describe(exc: BaseException) -> str:
@@ -140,22 +185,30 @@ def _describe(exc: BaseException) -> str:
 
 def connect(model: str = "gpt-realtime-2", *, api_key: str | None = None,
             provider: str = "openai", url: str | None = None,
-            websocket_connection_options: Mapping[str, Any] | None = None) -> RealtimeConnection:
+            websocket_connection_options: Mapping[str, Any] | None = None,
+            dialect: str = "") -> RealtimeConnection:
     """Open a connection; raise AuthenticationError or ConnectionFailed with a clear message.
 
     ``websocket_connection_options`` takes ``timeout`` (seconds), ``additional_headers``
     (a mapping) and any other keyword of `websocket.create_connection` (e.g. ``sslopt``).
-    For openai and azure the key defaults to ``$OPENAI_API_KEY``.
+    For openai and azure the key defaults to ``$OPENAI_API_KEY``; for openai without ``url``
+    the server is ``$OPENAI_BASE_URL``'s (`rtd.protocol.providers.openai_endpoint`).
+    ``dialect`` ("ga", "beta", "xai"; "" the provider's own) is the wire's shape: events are
+    GA on this side whatever it is.
     """
     options = dict(websocket_connection_options or {})
     extra = dict(options.pop("additional_headers", None) or {})
     timeout = options.pop("timeout", 10.0)
+    if provider == "openai" and not url:
+        return open_endpoint(openai_endpoint(model, api_key=api_key, headers=extra,
+                                             dialect=dialect),
+                             timeout=timeout, **options)
     if api_key is None and provider in ("openai", "azure"):
         api_key = os.environ.get("OPENAI_API_KEY") or None
         if api_key is None:
             raise AuthenticationError(
                 "no API key: pass api_key= or set $OPENAI_API_KEY")
-    target = endpoint(provider, model, api_key, url or "", extra)
+    target = endpoint(provider, model, api_key, url or "", extra, dialect)
     return open_endpoint(target, timeout=timeout, **options)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 from rtd.exceptions import ProtocolError
+from rtd.schema import did_you_mean
 
 
 class SessionSettings(Protocol):
@@ -29,6 +30,8 @@ class SessionSettings(Protocol):
     language: str
     vad_threshold: float
     silence_ms: int
+    prefix_padding_ms: int
+    idle_timeout_ms: int
     eagerness: str
     noise_reduction: str
     speed: float
@@ -80,11 +83,46 @@ PCM_RATE = 24000
 """Hz: the only PCM rate the GA protocol speaks."""
 
 
+#: Every field name of the realtime types (GA and beta) of the openai package 3.57: reading
+#: one of these that an event lacks gives None, as the SDK's optional fields do; any other
+#: name is a typo and raises AttributeError.
+_FIELDS = """
+allowed_callers allowed_tools always anchor annotations approval_request_id approve
+arguments audio audio_end_ms audio_start_ms audio_tokens authorization bytes cached_tokens
+cached_tokens_details call_id channels client_secret code connector_id content content_index
+conversation conversation_id create_response defer_loading delay delta description detail
+eagerness effort elapsed_ms end error event event_id expires_after expires_at format
+group_id headers id idle_timeout_ms image_tokens image_url include input input_audio_format
+input_audio_noise_reduction input_audio_transcription input_schema input_token_details
+input_tokens instructions interrupt_response item item_id keywords language languages limit
+logprob logprobs max_output_tokens max_response_output_tokens message metadata modalities
+model name never noise_reduction obfuscation object output output_audio_format output_index
+output_modalities output_token_details output_tokens parallel_tool_calls param parameters
+part post_instructions prefix_padding_ms previous_item_id prompt rate rate_limits read_only
+reason reasoning received_at remaining require_approval reset_seconds response response_id
+retention_ratio role sample_rate seconds server_description server_label server_url session
+silence_duration_ms speaker speed start status status_details strength temperature text
+text_tokens threshold token token_limits tool_choice tool_names tools total_tokens tracing
+transcript transcription truncation tunnel_id turn_detection type usage value voice
+workflow_name
+"""
+FIELD_NAMES = frozenset(_FIELDS.split())
+
+
+def _wrapped(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return ServerEvent(value)
+    if isinstance(value, list):
+        return [_wrapped(v) for v in value]
+    return value
+
+
 class ServerEvent(Mapping[str, Any]):
     """A parsed server event: ``event.type``, ``event.delta``, ``event.error.code``...
 
-    Attribute access mirrors the SDKs' typed events; nested objects come back as `ServerEvent`
-    too, and the event still behaves as the plain mapping it was parsed from.
+    Attribute access mirrors the SDKs' typed events: nested objects, list items included,
+    come back as `ServerEvent` too, and a field of the protocol the event lacks reads as None
+    (``event.error.param``). The event still behaves as the plain mapping it was parsed from.
     """
 
     __slots__ = ("_data",)
@@ -96,9 +134,12 @@ class ServerEvent(Mapping[str, Any]):
         try:
             value = self._data[name]
         except KeyError:
+            if name in FIELD_NAMES:
+                return None
             raise AttributeError(
-                f"{self._data.get('type', 'event')} has no field {name!r}") from None
-        return ServerEvent(value) if isinstance(value, Mapping) else value
+                f"{self._data.get('type', 'event')} has no field {name!r}"
+                f"{did_you_mean(name, [*self._data, *FIELD_NAMES])}") from None
+        return _wrapped(value)
 
     def __getitem__(self, key: str) -> Any:
         return self._data[key]
@@ -160,7 +201,10 @@ def function_call_output(call_id: str, output: str, *,
     return {"type": "conversation.item.create", "item": item}
 
 
-def response_create() -> dict[str, Any]:
+def response_create(response: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Ask for a response; ``response`` overrides the session for it (GA `response` object)."""
+    if response:
+        return {"type": "response.create", "response": dict(response)}
     return {"type": "response.create"}
 
 
@@ -172,6 +216,26 @@ def response_cancel() -> dict[str, Any]:
 def input_audio_commit() -> dict[str, Any]:
     """End the user's turn by hand (manual turn taking)."""
     return {"type": "input_audio_buffer.commit"}
+
+
+def input_audio_clear() -> dict[str, Any]:
+    """Drop the input audio not yet committed: a manual turn starts afresh."""
+    return {"type": "input_audio_buffer.clear"}
+
+
+def item_truncate(item_id: str, audio_end_ms: int) -> dict[str, Any]:
+    """Cut an assistant item's audio (and the server's transcript of it) at what was heard."""
+    return {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0,
+            "audio_end_ms": int(audio_end_ms)}
+
+
+def item_delete(item_id: str) -> dict[str, Any]:
+    return {"type": "conversation.item.delete", "item_id": item_id}
+
+
+def item_retrieve(item_id: str) -> dict[str, Any]:
+    """Ask for an item as the server keeps it (after a truncation: the transcript heard)."""
+    return {"type": "conversation.item.retrieve", "item_id": item_id}
 
 
 def user_text(text: str, *, item_id: str | None = None) -> dict[str, Any]:
@@ -186,6 +250,27 @@ def user_text(text: str, *, item_id: str | None = None) -> dict[str, Any]:
     return {"type": "conversation.item.create", "item": item}
 
 
+def assistant_text(text: str, *, item_id: str | None = None) -> dict[str, Any]:
+    """An assistant message as text: what the assistant said earlier, replayed into a new
+    session (its audio cannot be)."""
+    item: dict[str, Any] = {"type": "message", "role": "assistant",
+                            "content": [{"type": "output_text", "text": text}]}
+    if item_id is not None:
+        item = {"id": item_id, **item}
+    return {"type": "conversation.item.create", "item": item}
+
+
+def function_call(call_id: str, name: str, arguments: str, *,
+                  item_id: str | None = None) -> dict[str, Any]:
+    """A function call the model made earlier, replayed into a new session (its output item,
+    with the same ``call_id``, must follow it)."""
+    item: dict[str, Any] = {"type": "function_call", "call_id": call_id, "name": name,
+                            "arguments": arguments}
+    if item_id is not None:
+        item = {"id": item_id, **item}
+    return {"type": "conversation.item.create", "item": item}
+
+
 def with_event_id(event: Mapping[str, Any], event_id: str) -> dict[str, Any]:
     """A copy of a client event carrying `event_id`, which the server echoes in an error the
     event causes (``error.event_id``)."""
@@ -194,12 +279,16 @@ def with_event_id(event: Mapping[str, Any], event_id: str) -> dict[str, Any]:
 
 
 def session_update(session: SessionSettings, model: str,
-                   tools: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+                   tools: Sequence[Mapping[str, Any]] = (), *,
+                   barge_in_min_ms: int = 0) -> dict[str, Any]:
     """The GA `session.update` for a configuration: nested audio config, pcm at 24 kHz.
 
     `interrupt_response` and `create_response` are always sent explicitly: servers differ in
-    their defaults, and barge-in depends on the server cancelling the response.
+    their defaults. With ``barge_in_min_ms`` both are false: the server would cancel the answer
+    at the first sound and answer a cough; rtd decides instead, once speech lasted that long
+    (see docs/talking.md).
     """
+    server_decides = barge_in_min_ms <= 0
     audio_format = {"type": "audio/pcm", "rate": PCM_RATE}
     audio_in: dict[str, Any] = {"format": audio_format}
     if session.noise_reduction != "none":
@@ -212,11 +301,14 @@ def session_update(session: SessionSettings, model: str,
     turn: dict[str, Any] | None
     if session.turn_detection == "server_vad":
         turn = {"type": "server_vad", "threshold": session.vad_threshold,
-                "prefix_padding_ms": 300, "silence_duration_ms": session.silence_ms,
-                "create_response": True, "interrupt_response": True}
+                "prefix_padding_ms": session.prefix_padding_ms,
+                "silence_duration_ms": session.silence_ms,
+                "create_response": server_decides, "interrupt_response": server_decides}
+        if session.idle_timeout_ms:
+            turn["idle_timeout_ms"] = session.idle_timeout_ms
     elif session.turn_detection == "semantic_vad":
         turn = {"type": "semantic_vad", "eagerness": session.eagerness,
-                "create_response": True, "interrupt_response": True}
+                "create_response": server_decides, "interrupt_response": server_decides}
     else:
         turn = None
     audio_in["turn_detection"] = turn

@@ -50,7 +50,7 @@ import websocket
 
 from rtd.exceptions import ConnectionFailed
 from rtd.protocol import events
-from rtd.protocol.connection import open_websocket
+from rtd.protocol.connection import encode_event, open_websocket
 from rtd.protocol.endings import Ending, classify
 from rtd.protocol.providers import Endpoint
 
@@ -253,9 +253,16 @@ class _Link:
         self.ping_sent: float | None = None    # a ping is unanswered since then
         self.sending_since: float | None = None
         self.last_data = self.opened            # the last text or binary frame
+        self.data_before = self.opened          # last_data before the frame being read
         self.due_since: float | None = None     # a response is due since then
         self.error: tuple[str, str, float] | None = None  # last error event: code, message, when
         self.writer: threading.Thread | None = None
+        self.hello = 0                          # control entries that are the hello
+        self.popped = 0                         # control entries the writer took
+        self.held = False                       # no microphone audio until released
+        self.current = False                    # it is (or was) the transport's connection
+        self.handed_over = False                # ended because a newer connection took over
+        self.thread: threading.Thread | None = None  # the one reading it
 
 
 class Transport:
@@ -271,6 +278,18 @@ class Transport:
     have had (one past the last connected one); a refusal worth retrying reports
     ``on_attempt_failed(ending)`` instead. A connection ended by `stop()` reports no
     on_disconnected. All timeouts are seconds.
+
+    A **handover** replaces the connection without a gap (a session near its time limit):
+    `standby()` opens a second connection beside the current one and reports
+    ``on_standby(generation, safe_url)`` (its events follow, from its own thread), or
+    ``on_standby_failed(ending)``. `switch()` makes it current: the events given go first,
+    then the microphone audio not yet sent (none is lost or sent twice), and the old
+    connection is closed with a close frame and reports nothing more. If the current
+    connection ends before the switch, the standby one takes its place at once: the usual
+    on_disconnected(old), then on_connected(new), without a new attempt.
+
+    With ``hold_audio`` every new connection gets no microphone audio until `release()`:
+    the caller puts what must come first (a replay of the conversation) before it.
     """
 
     def __init__(self, endpoint: Endpoint, *,
@@ -279,6 +298,9 @@ class Transport:
                  on_connected: Callable[[int, str], None],
                  on_disconnected: Callable[[int, Ending], None],
                  on_attempt_failed: Callable[[Ending], None] = lambda ending: None,
+                 on_standby: Callable[[int, str], None] = lambda generation, url: None,
+                 on_standby_failed: Callable[[Ending], None] = lambda ending: None,
+                 hold_audio: bool = False,
                  connect_timeout: float = 10.0, backoff: Backoff = Backoff(),
                  ping_interval: float = 15.0, pong_timeout: float = 10.0,
                  send_timeout: float = 5.0, response_timeout: float = 20.0,
@@ -298,6 +320,9 @@ class Transport:
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
         self._on_attempt_failed = on_attempt_failed
+        self._on_standby = on_standby
+        self._on_standby_failed = on_standby_failed
+        self.hold_audio = hold_audio
         self.connect_timeout = connect_timeout
         self.backoff = backoff
         self.ping_interval = ping_interval
@@ -316,6 +341,8 @@ class Transport:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._link: _Link | None = None
+        self._standby: _Link | None = None   # a second connection opened for a handover
+        self._standby_opening = False
         self._audio: deque[bytes] = deque()
         self._audio_queued = 0          # bytes in self._audio
         self._audio_out = 0             # bytes that left the queue (sent or dropped), ever
@@ -385,7 +412,7 @@ class Transport:
         Never blocks: if the control queue is full, the server has stopped reading and the
         connection is declared dead. Raises ValueError for an event without a string type.
         """
-        text = events.encode_client_event(event)
+        text = encode_event(event, self.endpoint)
         with self._lock:
             link = self._link
             if link is None or link.generation != generation or link.ending is not None:
@@ -415,6 +442,66 @@ class Transport:
             disconnected = self._link is None or self._link.ending is not None
         if dropped:
             self._report_drop(disconnected)
+
+    def release(self, generation: int, first: list[Mapping[str, Any]]) -> None:
+        """Let microphone audio go to connection ``generation`` (held since it opened), after
+        ``first``: control events sent right after its hello, before anything else queued."""
+        texts = [encode_event(e, self.endpoint) for e in first]
+        with self._lock:
+            link = self._link
+            if link is None or link.generation != generation or link.ending is not None:
+                return
+            self._put_first(link, texts)
+            link.held = False
+            self._wake.notify_all()
+
+    def _put_first(self, link: _Link, texts: list[str]) -> None:
+        """Queue ``texts`` after the hello (lock held), ahead of any audio still queued."""
+        at = max(0, link.hello - link.popped)
+        for i, text in enumerate(texts):
+            link.control.insert(at + i, (self._audio_out, text))
+        link.hello += len(texts)
+
+    @property
+    def standby_open(self) -> bool:
+        """A second connection is opening or open for a handover."""
+        return self._standby_opening or self._standby is not None
+
+    def standby(self) -> bool:
+        """Open a second connection beside the current one (see the class); False if there
+        is no current one, or one is already opening."""
+        with self._lock:
+            if (self._stopping.is_set() or self._link is None or self._link.ending is not None
+                    or self.standby_open):
+                return False
+            self._standby_opening = True
+        threading.Thread(target=self._open_standby, name="rtd-transport-standby",
+                         daemon=True).start()
+        return True
+
+    def switch(self, generation: int, first: list[Mapping[str, Any]]) -> bool:
+        """Make standby connection ``generation`` the current one: ``first`` goes out on it,
+        then the microphone audio; the old one is closed politely. False if it is gone or
+        already took over by itself (its on_connected then says so)."""
+        texts = [encode_event(e, self.endpoint) for e in first]
+        with self._lock:
+            link, old = self._standby, self._link
+            if link is None or link.generation != generation or link.ending is not None:
+                return False
+            self._standby = None
+            self._put_first(link, texts)
+            link.held = False
+            link.current = True
+            self._link = link
+            self._thread = link.thread or self._thread  # the one stop() waits for
+            if old is not None:
+                old.handed_over = True
+            self._wake.notify_all()
+        if old is not None:
+            logger.info("switched from connection %d to connection %d", old.generation,
+                        link.generation)
+            self._end(old, Ending("retry", "handed over to a new connection"), polite=True)
+        return True
 
     def response_due(self, generation: int, due: bool) -> None:
         """Arm (or disarm) the receive deadline of connection ``generation``: while a response
@@ -450,61 +537,136 @@ class Transport:
             self._wake.notify_all()
         current = threading.current_thread()
         writer = None
+        standby = self._standby
+        if standby is not None:
+            self._end(standby, _STOPPED, polite=True)
         if link is not None:
             self._end(link, _STOPPED, polite=True)
             writer = link.writer
             if writer is not None and writer is not current:
                 writer.join(min(CLOSE_GRACE, timeout / 2))
             self._shut(link)
+        if standby is not None:
+            self._shut(standby)
         for thread in (writer, self._thread):
             if thread is not None and thread is not current and thread.is_alive():
                 thread.join(max(0.0, deadline - time.monotonic()))
 
     # -- connect loop (the transport's thread) ----------------------------------------------
 
-    def _run(self) -> None:
+    def _run(self, link: _Link | None = None) -> None:
+        """The connect loop; started with ``link``, a standby connection already open (whose
+        thread this is), which it serves first."""
         failures = 0
+        url = self.endpoint.safe_url
         while not self._stopping.is_set():
-            try:
-                ws = open_websocket(self.endpoint, timeout=self.connect_timeout)
-            except ConnectionFailed as exc:
-                if self._stopping.is_set():
+            served: tuple[Ending, float] | None
+            if link is not None:
+                served = self._serve(link)
+                if not link.current:  # a standby that never took over: the old one goes on
+                    self._standby_ended(link, served)
                     return
-                failures += 1
-                ending = self._refusal(exc)
-                self.last_ending = ending
-                if ending.fatal:
-                    logger.error("%s; not reconnecting", ending.reason)
-                    self._call("on_disconnected", self._on_disconnected, self.generation + 1,
-                               ending)
-                    return
-                wait = self._wait_after(ending, None)
-                log = logger.warning if failures == 1 or failures % 10 == 0 else logger.info
-                log("%s; retrying in %.1f s (attempt %d)", ending.reason, wait, failures)
-                self._call("on_attempt_failed", self._on_attempt_failed, ending)
-                self._stopping.wait(wait)
-                continue
-            failures = 0
-            try:
-                served = self._serve(ws)
-            except Exception:  # a bug here must cost a connection, not the daemon's session
-                logger.exception("the connection to %s failed inside rtd",
-                                 self.endpoint.safe_url)
-                ws.shutdown()
-                served = (Ending("retry", "internal error in the transport"), 0.0)
+            else:
+                try:
+                    ws = open_websocket(self.endpoint, timeout=self.connect_timeout)
+                except ConnectionFailed as exc:
+                    if self._stopping.is_set():
+                        return
+                    failures += 1
+                    ending = self._refusal(exc)
+                    self.last_ending = ending
+                    if ending.fatal:
+                        logger.error("%s; not reconnecting", ending.reason)
+                        self._call("on_disconnected", self._on_disconnected,
+                                   self.generation + 1, ending)
+                        return
+                    wait = self._wait_after(ending, None)
+                    log = logger.warning if failures == 1 or failures % 10 == 0 else logger.info
+                    log("%s; retrying in %.1f s (attempt %d)", ending.reason, wait, failures)
+                    self._call("on_attempt_failed", self._on_attempt_failed, ending)
+                    self._stopping.wait(wait)
+                    continue
+                failures = 0
+                try:
+                    link = self._open_link(ws, current=True)
+                except Exception:  # a bug here must cost a connection, not the session
+                    logger.exception("building the first events for %s failed", url)
+                    ws.shutdown()
+                    served = (Ending("retry", "the first events could not be built"), 0.0)
+                else:
+                    if link is None:
+                        return  # stopping
+                    served = self._serve(link)
             if served is None:
                 return
             ending, lasted = served
             self.last_ending = ending
+            generation = link.generation if link is not None else self.generation + 1
+            with self._lock:
+                handed_over = link is not None and link.handed_over
+                standby = None
+                if not handed_over and not ending.fatal and self._standby is not None \
+                        and self._standby.ending is None:
+                    standby, self._standby = self._standby, None
+                    standby.current = True
+                    self._link = standby
+                    self._thread = standby.thread or self._thread
+            link = None
+            if handed_over:
+                return  # the new connection's thread goes on from here
             if ending.fatal:
                 logger.error("%s; not reconnecting", ending.reason)
-                self._call("on_disconnected", self._on_disconnected, self.generation, ending)
+                self._call("on_disconnected", self._on_disconnected, generation, ending)
                 return
+            if standby is not None:
+                logger.warning("%s; continuing on connection %d, opened beside it",
+                               ending.reason, standby.generation)
+                self._call("on_disconnected", self._on_disconnected, generation, ending)
+                self._call("on_connected", self._on_connected, standby.generation, url)
+                return  # its thread goes on from here
             wait = self._wait_after(ending, lasted)
             logger.warning("%s; reconnecting %s", ending.reason,
                            "now" if wait == 0 else f"in {wait:.1f} s")
-            self._call("on_disconnected", self._on_disconnected, self.generation, ending)
+            self._call("on_disconnected", self._on_disconnected, generation, ending)
             self._stopping.wait(wait)
+
+    def _open_standby(self) -> None:
+        url = self.endpoint.safe_url
+        try:
+            ws = open_websocket(self.endpoint, timeout=self.connect_timeout)
+        except ConnectionFailed as exc:
+            ending = self._refusal(exc)
+            with self._lock:
+                self._standby_opening = False
+            if not self._stopping.is_set():
+                logger.warning("could not open a second connection to %s: %s", url,
+                               ending.reason)
+                self._call("on_standby_failed", self._on_standby_failed, ending)
+            return
+        try:
+            link = self._open_link(ws, current=False)
+        except Exception:
+            logger.exception("the second connection to %s failed inside rtd", url)
+            ws.shutdown()
+            link = None
+        finally:
+            with self._lock:
+                self._standby_opening = False
+        if link is None:
+            if not self._stopping.is_set():
+                self._call("on_standby_failed", self._on_standby_failed,
+                           Ending("retry", "internal error in the transport"))
+            return
+        self._run(link)
+
+    def _standby_ended(self, link: _Link, served: tuple[Ending, float] | None) -> None:
+        with self._lock:
+            if self._standby is link:
+                self._standby = None
+        if served is not None and not self._stopping.is_set():
+            logger.warning("the second connection (%d) ended before it took over: %s",
+                           link.generation, served[0].reason)
+            self._call("on_standby_failed", self._on_standby_failed, served[0])
 
     def _refusal(self, exc: ConnectionFailed) -> Ending:
         if exc.status is None:
@@ -526,29 +688,43 @@ class Transport:
         self._delay = self.backoff.next(self._delay)
         return wait
 
-    def _serve(self, ws: websocket.WebSocket) -> tuple[Ending, float] | None:
-        """Run one connection to its end: (how it ended, seconds it lasted); None if stopped."""
+    def _open_link(self, ws: websocket.WebSocket, *, current: bool) -> _Link | None:
+        """Set up connection ``ws`` (its hello queued, its writer started): the current
+        connection, reported by on_connected, or a standby one, reported by on_standby.
+        None if stopping (``ws`` is shut)."""
         ws.sock.settimeout(self.send_timeout)
-        try:
-            hello = [events.encode_client_event(e) for e in self._hello()]
-        except Exception:
-            logger.exception("building the first events for %s failed", self.endpoint.safe_url)
-            ws.shutdown()
-            return Ending("retry", "the first events could not be built"), 0.0
+        hello = [encode_event(e, self.endpoint) for e in self._hello()]
         with self._lock:
             if self._stopping.is_set():
                 ws.shutdown()
                 return None
             self.generation += 1
             link = _Link(ws, self.generation, self.ping_interval)
+            link.thread = threading.current_thread()
             link.control.extend((self._audio_out, text) for text in hello)
-            self._link = link
+            link.hello = len(hello)
+            link.held = self.hold_audio or not current
+            link.current = current
+            if current:
+                self._link = link
+            else:
+                self._standby = link
         link.writer = threading.Thread(target=self._write, args=(link,), daemon=True,
                                        name=f"rtd-transport-writer-{link.generation}")
         link.writer.start()
         url = self.endpoint.safe_url
-        logger.info("connected to %s (connection %d)", url, link.generation)
-        self._call("on_connected", self._on_connected, link.generation, url)
+        if current:
+            logger.info("connected to %s (connection %d)", url, link.generation)
+            self._call("on_connected", self._on_connected, link.generation, url)
+        else:
+            logger.info("opened a second connection to %s (connection %d) beside %d", url,
+                        link.generation, link.generation - 1)
+            self._call("on_standby", self._on_standby, link.generation, url)
+        return link
+
+    def _serve(self, link: _Link) -> tuple[Ending, float] | None:
+        """Run one connection to its end: (how it ended, seconds it lasted); None if stopped."""
+        url = self.endpoint.safe_url
         try:
             self._read(link)
         except Exception:  # a bug here must cost this connection, not the session
@@ -575,6 +751,8 @@ class Transport:
             link.control.clear()
             if self._link is link:
                 self._link = None
+            if self._standby is link:
+                self._standby = None
         if dropped:
             logger.debug("%d queued event(s) for connection %d went with it", dropped,
                          link.generation)
@@ -618,7 +796,7 @@ class Transport:
                problem: str | None) -> None:
         url = self.endpoint.safe_url
         if opcode in (_OP_TEXT, _OP_BINARY) or problem:
-            link.last_data = time.monotonic()
+            link.data_before, link.last_data = link.last_data, time.monotonic()
         if problem is not None:
             if problem.startswith("oversized:"):
                 self._report("frame oversized", logging.WARNING,
@@ -663,6 +841,10 @@ class Transport:
             self._report("frame not an event", logging.WARNING,
                          "skipped a frame from %s that is not an event (a JSON object with a "
                          "string type): %r", url, payload[:60])
+            return
+        event = self.endpoint.dialect.incoming(event)
+        if event is None:  # the dialect's own (an xAI ping): no sign that a response comes
+            link.last_data = link.data_before
             return
         error = event.get("error") if event["type"] == "error" else None
         code = error.get("code") if isinstance(error, dict) else None
@@ -751,9 +933,10 @@ class Transport:
         if link.ping_sent is None and now >= link.next_ping:
             link.ping_sent, link.next_ping = now, now + self.ping_interval
             return _OP_PING, struct.pack("!d", now), None
-        if link.control and link.control[0][0] <= self._audio_out:
+        if link.control and (link.control[0][0] <= self._audio_out or link.popped < link.hello):
+            link.popped += 1
             return _OP_TEXT, link.control.popleft()[1], None
-        if not self._audio:
+        if not self._audio or link.held or self._link is not link:
             return None
         until = link.control[0][0] if link.control else None
         chunks: list[bytes] = []

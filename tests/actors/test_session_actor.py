@@ -23,7 +23,7 @@ from rtd.messages import (
     TurnState,
     UserText,
 )
-from rtd.protocol.providers import Endpoint
+from rtd.protocol.providers import Endpoint, endpoint
 from rtd.supervisor import Bus, Ping
 
 SCENARIO = """
@@ -50,8 +50,12 @@ class Session:
         self.seen: list[object] = []
         self.bus.observe(self.seen.append)
         self.bus.subscribe("audio_output", [AudioChunk])  # as the speaker does
+        # the client speaks whatever dialect the emulator does
+        target = endpoint("custom", "gpt-realtime-2", None, emu.url,
+                          dialect=emu.dialect.name) if emu.dialect.name != "ga" \
+            else Endpoint(emu.url)
         self.ref = SessionActor.start(self.bus, lambda n, e: None,
-                                      Endpoint(emu.url), UPDATE, transport=FAST)
+                                      target, UPDATE, transport=FAST)
         assert self.ref.ask(Ping(), timeout=5) is None
 
     def of(self, kind: type) -> list:
@@ -61,10 +65,12 @@ class Session:
         self.ref.tell(message)
 
 
-@pytest.fixture
-def emu(tmp_path):
+@pytest.fixture(params=["ga", "beta", "xai"])
+def emu(tmp_path, request):
+    """The emulator in each dialect: the same conversation must hold in all of them."""
     (tmp_path / "s.toml").write_text(SCENARIO)
-    with Emulator(scenario=tmp_path / "s.toml", voice_engine="tones") as e:
+    with Emulator(scenario=tmp_path / "s.toml", voice_engine="tones",
+                  dialect=request.param) as e:
         yield e
 
 
@@ -79,6 +85,12 @@ def test_a_text_turn_with_a_tool_call_end_to_end(emu):
     assert wait_until(lambda: any(m.connected for m in s.of(ConnectionState)), timeout=10)
     first = emu.sessions[0].client_events[0]
     assert first["type"] == "session.update" and first["event_id"].startswith("rtd_")
+    wire = first.get("_wire", first)["session"]  # what the socket carried
+    if emu.dialect.name == "beta":
+        assert (wire["modalities"], wire["input_audio_format"]) == (["audio", "text"], "pcm16")
+    elif emu.dialect.name == "xai":
+        assert wire["voice"] == "marin" and "type" not in wire
+        assert wire["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
     s.tell(UserText("What time is it?"))
     assert wait_until(lambda: s.of(ToolCall), timeout=10)
     call = s.of(ToolCall)[0]
@@ -86,6 +98,11 @@ def test_a_text_turn_with_a_tool_call_end_to_end(emu):
     assert wait_until(lambda: s.of(TurnState) and s.of(TurnState)[-1].idle
                       and s.of(TurnState)[-1].responses_done >= 2, timeout=10)
     assert s.of(AudioChunk)  # the spoken answer reached the bus once, for the speaker
+    names = {"ga": "response.output_audio.delta", "beta": "response.audio.delta",
+             "xai": "response.output_audio.delta"}
+    deltas = [e for e in emu.sent if e["type"] == "response.output_audio.delta"]
+    assert deltas and all(e.get("_wire_types", [e["type"]]) == [names[emu.dialect.name]]
+                          for e in deltas)
     types = [e["type"] for e in emu.sessions[0].client_events]
     output = types.index("conversation.item.create", types.index("conversation.item.create") + 1)
     assert "response.create" in types[output:]

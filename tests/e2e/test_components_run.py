@@ -46,12 +46,14 @@ path = "{log}"
         created = emu.wait_for(lambda e: e["type"] == "conversation.item.create", timeout=10)
         assert created["item"]["content"] == [{"type": "input_text", "text": "Is the oven on?"}]
         emu.wait_for(lambda e: e["type"] == "response.create", timeout=10)
-        assert wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= 1,
+        assert wait_until(lambda: log.exists() and len(log.read_text().splitlines()) >= 2,
                           timeout=20)
         assert d.stop() == 0
     lines = [json.loads(x) for x in log.read_text().splitlines()]
-    assert [x["role"] for x in lines] == ["assistant"]
-    assert lines[0]["text"] and "you: " not in d.output  # typed text has no transcript
+    # typed text is part of the dialogue, as spoken input is (text-only replies still logged)
+    assert [x["role"] for x in lines] == ["user", "assistant"]
+    assert lines[0]["text"] == "Is the oven on?" and lines[1]["text"]
+    assert "you: Is the oven on?" in d.output and "user: Is the oven on?" in d.output
     assert any(line.startswith("assistant: ") for line in d.lines)
     assert "Traceback" not in d.output and KEY not in d.output
     assert not sock.exists()

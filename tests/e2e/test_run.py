@@ -8,10 +8,11 @@ import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 from rtdproc import KEY, wait_until, write_config
 
 from rtd.audio.file_backend import read_wav as read_pcm24
-from rtd.emulator import DEMO_QUESTION_WAV, Emulator, load_scenario
+from rtd.emulator import DEMO_QUESTION_WAV, DEMO_SCENARIO, Emulator, load_scenario
 from rtd.emulator.voice import synthesize
 
 
@@ -20,11 +21,19 @@ def read_wav(path: Path) -> tuple[int, int, bytes]:
         return w.getframerate(), w.getnchannels(), w.readframes(w.getnframes())
 
 
-def test_conversation_with_a_tool_call(run_rtd, demo_emulator, tmp_path):
-    emu = demo_emulator
+@pytest.fixture(params=["ga", "beta", "xai"])
+def dialect_emulator(request):
+    """The demo's emulator in each dialect: the same conversation must hold in all of them."""
+    with Emulator(scenario=load_scenario(DEMO_SCENARIO), voice_engine="tones",
+                  dialect=request.param) as emu:
+        yield emu
+
+
+def test_conversation_with_a_tool_call(run_rtd, dialect_emulator, tmp_path):
+    emu = dialect_emulator
     out = tmp_path / "speaker.wav"
     conf = write_config(tmp_path / "rtd.toml", emu.url, input_wav=DEMO_QUESTION_WAV,
-                        output_wav=out)
+                        output_wav=out, provider=f'dialect = "{emu.dialect.name}"')
     d = run_rtd("run", "--config", str(conf))
     assert f"using config {conf} (--config)" in d.wait_for_line("using config")
     answer = d.wait_for_line("assistant: It is ", timeout=40)
@@ -79,6 +88,23 @@ def _two_questions(tmp_path: Path) -> Path:
         w.setframerate(rate)
         w.writeframes(np.concatenate([q, gap, q]).tobytes())
     return path
+
+
+def test_openai_provider_finds_the_server_through_openai_base_url(run_rtd, tmp_path):
+    """The shipped provider (openai, no url) reaches whatever $OPENAI_BASE_URL names, as the
+    OpenAI SDK does: here the emulator, which wants the key rtd sends."""
+    with Emulator(scenario=load_scenario(DEMO_SCENARIO), voice_engine="tones",
+                  api_key=KEY) as emu:
+        conf = write_config(tmp_path / "rtd.toml", emu.url, input_wav=DEMO_QUESTION_WAV,
+                            output_wav=tmp_path / "o.wav")
+        conf.write_text(conf.read_text().replace('name = "custom"', 'name = "openai"')
+                        .replace(f'url = "{emu.url}"', 'url = ""'))
+        base = f"http://127.0.0.1:{emu.port}/v1"
+        d = run_rtd("run", "--config", str(conf), extra_env={"OPENAI_BASE_URL": base})
+        d.wait_for_line("assistant: It is ", timeout=40)
+        assert emu.paths[0] == "/v1/realtime?model=gpt-realtime-2"
+        assert d.stop() == 0
+    assert KEY not in d.output
 
 
 def test_server_error_events_are_logged_and_the_session_stays_up(run_rtd, tmp_path):

@@ -631,3 +631,33 @@ def test_semantic_vad_detects_turns_too(emulator: Emulator, connect: Any) -> Non
     events = client.collect("response.done")
     assert types(events)[0] == "input_audio_buffer.speech_started"
     assert events[-1]["response"]["status"] == "completed"
+
+
+def test_an_item_truncated_while_it_streams_keeps_the_transcript_heard(
+        make_emulator: Any, connect: Any) -> None:
+    story = "Once upon a time a small robot counted the spoons and sang about them all night."
+    # a pause in sending after the second delta, so the truncate lands mid-item
+    emulator = make_emulator(Scenario(turns=(Turn(reply=story),)), faults=[
+        {"at": "response.output_audio.delta", "do": "stall_sending", "seconds": 0.3,
+         "nth": 2}])
+    client = connect(emulator.url)
+    client.recv()
+    manual_turns(client)
+    say_text(client, "Tell me a story")
+    client.send(type="response.create")
+    got = client.collect("response.output_audio.delta")
+    item_id = got[-1]["item_id"]
+    client.send(type="conversation.item.truncate", item_id=item_id, content_index=0,
+                audio_end_ms=150)
+    events = client.collect("response.done")
+    types = [e["type"] for e in events]
+    assert types.index("conversation.item.truncated") < types.index("response.output_audio.done")
+    full = next(e for e in events
+                if e["type"] == "response.output_audio_transcript.done")["transcript"]
+    assert full == story  # what was generated; the item keeps what was heard
+    total_ms = len(synthesize(story, "tones")) // 48
+    client.send(type="conversation.item.retrieve", item_id=item_id)
+    kept = client.until("conversation.item.retrieved")["item"]["content"][0]["transcript"]
+    words = story.split()
+    assert kept == " ".join(words[: round(len(words) * 150 / total_ms)])
+    assert not [e for e in client.events if e["type"] == "error"]

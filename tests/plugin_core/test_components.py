@@ -137,11 +137,12 @@ def test_console_receiver_prints_the_conversation():
     for event in (InputTranscript("u", "What time is it?"),
                   ToolCallEvent("c", "clock", "{}", '{"time": "10:00"}'),
                   AudioTranscript("a", "It is ten."),
+                  AudioTranscript("b", "Once upon", interrupted=True),
                   ErrorEvent("server", "rate_limited", "slow down")):
         console.receive(event)
     assert out.getvalue().splitlines() == [
         "you: What time is it?", 'tool: clock({}) -> {"time": "10:00"}', "assistant: It is ten.",
-        "error (server): rate_limited: slow down"]
+        "assistant (interrupted): Once upon", "error (server): rate_limited: slow down"]
     quiet = io.StringIO()
     ConsoleReceiver(ConsoleSettings(show_tools=False), stream=quiet).receive(
         ToolCallEvent("c", "clock", "{}", "x"))
@@ -157,10 +158,13 @@ def test_transcript_log_writes_one_synced_line_per_turn(tmp_path):
     assert json.loads(path.read_text().splitlines()[0])["text"] == "Hello"
     log.receive(AudioTranscript("a", "Hi there"))
     log.receive(ToolCallEvent("c", "clock", "{}", "{}"))
+    log.receive(AudioTranscript("b", "Once upon", interrupted=True))
     log.stop()
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     assert [(x["role"], x["text"]) for x in lines] == [
-        ("user", "Hello"), ("assistant", "Hi there"), ("tool", "clock({}) -> {}")]
+        ("user", "Hello"), ("assistant", "Hi there"), ("tool", "clock({}) -> {}"),
+        ("assistant", "Once upon")]
+    assert [x.get("interrupted", False) for x in lines] == [False, False, False, True]
     assert all("T" in x["time"] for x in lines)
 
 

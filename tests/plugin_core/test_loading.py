@@ -119,7 +119,7 @@ def test_each_plugin_is_isolated(entry_points, caplog):
     status = {p.name: p for p in reg.plugins}
     # the good plugin and the built-ins loaded whatever the others did
     assert set(reg.tools) == {"clock", "weather"}
-    assert set(reg.senders) == {"socket", "stdin", "beeper"}
+    assert set(reg.senders) == {"socket", "stdin", "push_to_talk", "beeper"}
     assert set(reg.receivers) == {"console", "transcript_log", "lamp"}
     assert status["good"].status is PluginStatus.LOADED
     assert status["good"].status_text == "loaded"

@@ -26,7 +26,7 @@ from plugin_tree import PLUGINS, PluginPath, make_plugin_path, site_folders
 
 @pytest.fixture(scope="session", autouse=True)
 def plugin_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PluginPath]:
-    """rtd-example and rtd-shell findable by entry point, in this process and its children."""
+    """The plugins of plugins/ findable by entry point, in this process and its children."""
     before = site_folders()
     found_path = make_plugin_path(tmp_path_factory.mktemp("plugin-path"))
     sys.path.insert(0, str(found_path.folder))

@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGINS = {
     "example": ("rtd-example", "rtd_example", ROOT / "plugins" / "rtd-example"),
     "shell": ("rtd-shell", "rtd_shell", ROOT / "plugins" / "rtd-shell"),
+    "leds": ("rtd-leds", "rtd_leds", ROOT / "plugins" / "rtd-leds"),
+    "mqtt": ("rtd-mqtt", "rtd_mqtt", ROOT / "plugins" / "rtd-mqtt"),
+    "wakeword": ("rtd-wakeword", "rtd_wakeword", ROOT / "plugins" / "rtd-wakeword"),
 }
 
 

@@ -51,6 +51,7 @@ VALID: dict[str, dict[str, Any]] = {
                                               "output_index": 0, "call_id": "c1",
                                               "name": "clock", "arguments": "{}"},
     "conversation.item.deleted": {"item_id": "i1"},
+    "input_audio_buffer.committed": {"item_id": "i1", "previous_item_id": None},
     "conversation.item.truncated": {"item_id": "i1", "content_index": 0, "audio_end_ms": 640},
 }
 _ITEM = {"id": "i1", "object": "realtime.item", "type": "message", "role": "assistant",

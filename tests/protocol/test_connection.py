@@ -17,10 +17,12 @@ def emu():
         yield e
 
 
-def test_text_turn_round_trip(emu):
-    with rtd.connect(model="gpt-realtime-2", provider="custom", url=emu.url,
-                     websocket_connection_options={
-                         "timeout": 5, "additional_headers": {"x-trace-id": "t-1"}}) as conn:
+@pytest.mark.parametrize("dialect", ["ga", "beta"])
+def test_text_turn_round_trip(dialect):
+    with Emulator(voice_engine="tones", dialect=dialect) as emu, \
+            rtd.connect(model="gpt-realtime-2", provider="custom", url=emu.url,
+                        dialect=dialect, websocket_connection_options={
+                            "timeout": 5, "additional_headers": {"x-trace-id": "t-1"}}) as conn:
         first = conn.recv()
         assert first.type == "session.created"
         conn.send({"type": "session.update",

@@ -51,6 +51,32 @@ def test_session_update_variants():
     assert s["audio"]["input"]["turn_detection"]["eagerness"] == "low"
 
 
+def test_vad_tuning_and_who_interrupts_are_always_explicit():
+    td = events.session_update(SessionConfig(vad_threshold=0.7, silence_ms=650,
+                                             prefix_padding_ms=200, idle_timeout_ms=8000),
+                               "m")["session"]["audio"]["input"]["turn_detection"]
+    assert td == {"type": "server_vad", "threshold": 0.7, "prefix_padding_ms": 200,
+                  "silence_duration_ms": 650, "idle_timeout_ms": 8000,
+                  "create_response": True, "interrupt_response": True}
+    assert "idle_timeout_ms" not in events.session_update(SessionConfig(), "m")[
+        "session"]["audio"]["input"]["turn_detection"]
+    # with barge_in_min_ms rtd decides: the server neither interrupts nor answers by itself
+    for kind in ("server_vad", "semantic_vad"):
+        td = events.session_update(SessionConfig(turn_detection=kind), "m",
+                                   barge_in_min_ms=300)["session"]["audio"]["input"][
+                                       "turn_detection"]
+        assert (td["interrupt_response"], td["create_response"]) == (False, False)
+
+
+def test_barge_in_client_events():
+    assert events.item_truncate("it", 1234) == {
+        "type": "conversation.item.truncate", "item_id": "it", "content_index": 0,
+        "audio_end_ms": 1234}
+    assert events.item_delete("it") == {"type": "conversation.item.delete", "item_id": "it"}
+    assert events.item_retrieve("it") == {"type": "conversation.item.retrieve", "item_id": "it"}
+    assert events.input_audio_clear() == {"type": "input_audio_buffer.clear"}
+
+
 def test_client_event_builders_round_trip():
     pcm = bytes(range(10))
     ev = events.audio_append(pcm)
