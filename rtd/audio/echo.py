@@ -44,6 +44,11 @@ LOUD = 64
 """A speaker sample above this (-54 dBFS) counts as sound for `mute`."""
 PATH_SLACK_SECONDS = 0.1
 """Added to the devices' reported latencies for `mute`: the room and the sound server."""
+IDLE_FRAMES = 200
+"""10 ms frames (2 s) of a quiet speaker after which `cancel` stops running the canceller and
+passes the microphone through: most of a day the box only listens, and AEC3 costs CPU on
+silence too. Its filter is kept, and it runs again from the first loud reference frame, which
+leads its echo by the devices' latencies."""
 
 Mode = str
 """`[audio] echo`: "cancel", "mute" or "none"."""
@@ -223,6 +228,11 @@ class CancelEcho(_Framed):
         self._aec = AudioProcessor(RATE, 1, echo_cancellation=True)
         self._far: FirResampler | StreamResampler | None = None
         self._far_pending = np.zeros(0, np.int16)
+        self._quiet_frames = 0
+        """10 ms frames since the speaker last sounded; past IDLE_FRAMES the canceller rests.
+        It starts awake: AEC3 first run on the room's own sound converges far deeper (~65 dB
+        here against ~37 dB) than one woken cold by the first reply."""
+        self.bypassed_frames = 0
 
     def _format(self, rate: int, channels: int) -> None:
         try:
@@ -253,9 +263,15 @@ class CancelEcho(_Framed):
 
     def _frames(self, near: np.ndarray, far: np.ndarray) -> np.ndarray:
         far24 = self._far24(far).reshape(len(near), FRAME)
+        loud = np.abs(far24).max(axis=1) > LOUD
         out = np.empty_like(near)
         for i in range(len(near)):
-            out[i] = self._aec.process(near[i], far24[i])
+            self._quiet_frames = 0 if loud[i] else self._quiet_frames + 1
+            if self._quiet_frames > IDLE_FRAMES:
+                out[i] = near[i]  # nothing played for a while: no echo to take out
+                self.bypassed_frames += 1
+            else:
+                out[i] = self._aec.process(near[i], far24[i])
         return out
 
 

@@ -142,3 +142,29 @@ def test_fir_resampler_keeps_speech_band_and_rejects_aliases(a: int, b: int) -> 
     if b < a:
         assert level(b / 2 + 1500) < -60  # above the new Nyquist: filtered, not folded
     assert FirResampler(a, b).delay < 0.0015
+
+
+@pytest.mark.skipif(cancel_unavailable() is not None, reason=str(cancel_unavailable()))
+def test_cancel_rests_while_the_speaker_is_quiet_and_wakes_when_it_sounds() -> None:
+    from rtd.audio.echo import IDLE_FRAMES
+
+    ref = Reference()
+    aec = CancelEcho(ref)
+    user = _tone(0.02, 500)
+    for _ in range(IDLE_FRAMES // 2 + 1):  # it starts awake, to learn the quiet room
+        ref.write(bytes(960))
+        aec.process(user.tobytes())
+    for _ in range(10):  # nothing played for 2 s: the microphone passes untouched
+        ref.write(bytes(960))
+        assert aec.process(user.tobytes()) == user.tobytes()
+    ref.write(_tone(0.02, 300).tobytes())  # the speaker sounds: the canceller runs
+    aec.process(user.tobytes())
+    resting = aec.bypassed_frames
+    for _ in range(IDLE_FRAMES // 2 - 1):  # the echo's tail: still cancelling
+        ref.write(bytes(960))
+        aec.process(user.tobytes())
+    assert aec.bypassed_frames == resting
+    for _ in range(10):
+        ref.write(bytes(960))
+        aec.process(user.tobytes())
+    assert aec.bypassed_frames > resting  # quiet for 2 s: resting again
