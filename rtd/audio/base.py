@@ -164,6 +164,8 @@ class BufferedOutput(AudioOutput):
         self.rate = rate
         self.channels = channels
         self.buffer = PlaybackBuffer(rate, channels, buffer_seconds)
+        self._retired: PlaybackBuffer | None = None
+        """A buffer the device's format replaced, until its pending reports are out."""
         self.reference = reference
         """Where the reader copies every block it hands over, for echo handling (or None)."""
         if reference is not None:
@@ -212,6 +214,12 @@ class BufferedOutput(AudioOutput):
 
     def progress(self) -> OutputProgress:
         found = self.buffer.progress()
+        retired = self._retired
+        if retired is not None:  # a buffer replaced with the device's format: its last reports
+            old = retired.progress()
+            self._retired = None
+            found = found._replace(started=old.started + found.started,
+                                   stopped=old.stopped + found.stopped)
         stopped = []
         for item_id, frames, cut in found.stopped:
             received = self.received_ms(item_id)

@@ -570,6 +570,11 @@ class SoundDeviceOutput(_Device, BufferedOutput):
         # format; it is dropped with it.
         logger.info("%s: the device now takes %d Hz, %d ch", self.where, rate, channels)
         self.rate, self.channels = rate, channels
+        # the items the old buffer still owes a PlaybackStopped end there, unheard beyond it
+        old = self.buffer
+        old.clear(cut=False)
+        old.device_drained()
+        self._retired = old
         self.buffer = PlaybackBuffer(rate, channels, self.buffer_seconds)
         self._resampler = StreamResampler(RATE, rate, 1, channels, quality=RESAMPLE_QUALITY)
         self._current = None

@@ -249,3 +249,28 @@ def test_a_flushed_clear_cuts_where_the_listener_is() -> None:
     assert buf.played_frames("next") == 0  # it is in the device now, 20 ms from the listener
     _read(buf, 480)
     assert buf.progress().stopped == [("next", 240, False)]
+
+
+def test_items_of_a_buffer_replaced_for_a_new_device_format_still_end() -> None:
+    """A speaker re-plugged with another format gets a new buffer: the items the old one held
+    must still be reported stopped, or `speaking` would never end."""
+    from rtd.audio.base import BufferedOutput
+
+    class Output(BufferedOutput):
+        description = "test output"
+
+        def start(self) -> None: ...
+
+        def stop(self) -> None: ...
+
+    out = Output(24000, 1, 1.0)
+    out.play("a", _pcm(2400))
+    out.end_item("a")
+    old = out.buffer  # what SoundDeviceOutput._format does on a new format
+    old.clear(cut=False)
+    old.device_drained()
+    out._retired = old
+    out.buffer = PlaybackBuffer(48000, 2, 1.0)
+    (stopped,) = out.progress().stopped
+    assert (stopped.item_id, stopped.played_ms, stopped.interrupted) == ("a", 0, False)
+    assert out.progress().stopped == []
