@@ -5,7 +5,10 @@ CPU seconds per minute of audio after start-up, with file backends and through t
 sounddevice path on PulseAudio virtual cables; peak RSS; time from process start to the first
 `session.update` on the wire. Figures are printed beside their targets; nothing is asserted.
 
-    python bench/duplex.py [--seconds 60] [--only file|sounddevice]
+    python bench/duplex.py [--seconds 60] [--only file|sounddevice] [--echo cancel|mute|none]
+
+`--echo` sets `[audio] echo` for the sound-device run (rtd's default when not given: cancel,
+WebRTC AEC3 on every microphone block); file backends have no echo to handle.
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ def conversation_wav(path: Path, seconds: float) -> None:
         w.writeframes(np.tile(period, reps)[: int(rate * seconds)].tobytes())
 
 
-def run(kind: str, seconds: float, tmp: Path, env: dict[str, str]) -> dict[str, float]:
+def run(kind: str, seconds: float, tmp: Path, env: dict[str, str],
+        echo: str | None = None) -> dict[str, float]:
     wav = tmp / "talk.wav"
     conversation_wav(wav, seconds)
     with Emulator(voice_engine="tones") as emu:
@@ -72,7 +76,10 @@ def run(kind: str, seconds: float, tmp: Path, env: dict[str, str]) -> dict[str, 
             audio = ('[audio.input]\nbackend = "sounddevice"\ndevice = "pulse"\n'
                      '[audio.output]\nbackend = "sounddevice"\ndevice = "pulse"\n')
         conf = tmp / f"{kind}.toml"
+        if echo is not None:
+            audio += f'[audio]\necho = "{echo}"\n'
         conf.write_text(f'[provider]\nname = "custom"\nurl = "{emu.url}"\n{audio}'
+                        f'[control]\npath = "{tmp / "control.sock"}"\n'
                         '[log]\nlevel = "warning"\n[tools.clock]\n')
         player = None
         began = time.monotonic()
@@ -102,6 +109,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--only", choices=["file", "sounddevice"])
+    parser.add_argument("--echo", choices=["cancel", "mute", "none"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -128,11 +136,11 @@ def main() -> None:
             try:
                 env.update(cables.env)
                 env.update({"PULSE_SOURCE": "mic.monitor", "PULSE_SINK": "speaker"})
-                r = run("sounddevice", args.seconds, tmp, env)
+                r = run("sounddevice", args.seconds, tmp, env, args.echo)
             finally:
                 cables.stop()
             print(f"sounddevice on PulseAudio virtual cables, {args.seconds:.0f} s, "
-                  f"{r['turns']} replies")
+                  f"{r['turns']} replies, echo = {args.echo or 'default (cancel)'}")
             print(f"  CPU after start-up   {r['cpu_per_min']:6.2f} CPU-s per audio minute"
                   f"   (PortAudio's own floor here ~{PORTAUDIO_FLOOR:.0f})")
             print(f"  peak RSS             {r['rss']:6.1f} MB"

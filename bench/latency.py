@@ -300,6 +300,14 @@ def summary(ms: list[float]) -> str:
     return f"median {statistics.median(ms):6.1f} ms   p90 {p90:6.1f} ms   ({len(ms)} bursts)"
 
 
+def _default_block() -> int:
+    """rtd's input block for a sound device by default."""
+    from rtd.config import AudioInputConfig
+
+    c = AudioInputConfig()
+    return getattr(c, "block", c.block_ms)
+
+
 def breakdown(block_ms: int) -> list[tuple[str, float]]:
     """rtd's own terms of the round trip: its streams opened as rtd opens them, and its
     resampler's hold-back on a 48 kHz device (these cables run at 24 kHz: no resampling)."""
@@ -310,18 +318,24 @@ def breakdown(block_ms: int) -> list[tuple[str, float]]:
     from rtd.config import AudioOutputConfig
 
     dev = next(d["index"] for d in sd.query_devices() if d["name"] == "pulse")
-    out_ms = AudioOutputConfig().block_ms
+    # (getattr: the bench also measures older trees, before these settings existed)
+    out_ms = getattr(AudioOutputConfig(), "block_ms", getattr(sdb, "OUTPUT_BLOCK_MS", 20))
+    setting = getattr(sdb, "LATENCY", "high")
+    quality = getattr(sdb, "RESAMPLE_QUALITY", "HQ")
     with sd.RawInputStream(device=dev, samplerate=RATE, channels=1, dtype="int16",
-                           blocksize=RATE * block_ms // 1000, latency=sdb.LATENCY) as s:
+                           blocksize=RATE * block_ms // 1000, latency=setting) as s:
         in_latency = s.latency * 1000
     with sd.RawOutputStream(device=dev, samplerate=RATE, channels=1, dtype="int16",
-                            blocksize=RATE * out_ms // 1000, latency=sdb.LATENCY) as s:
+                            blocksize=RATE * out_ms // 1000, latency=setting) as s:
         out_latency = s.latency * 1000
 
     def held(quality: str, a: int, b: int) -> float:
         """Mean ms of audio the resampler holds back, fed 10 ms blocks (soxr releases its
         output in lumps, so the hold-back varies from block to block)."""
-        r = StreamResampler(a, b, quality=quality)
+        try:
+            r = StreamResampler(a, b, quality=quality)
+        except TypeError:  # an older tree: HQ only
+            r = StreamResampler(a, b)
         n = a // 100
         got, lags = 0, []
         for i in range(1, 201):
@@ -335,9 +349,9 @@ def breakdown(block_ms: int) -> list[tuple[str, float]]:
         ("input stream: reported latency (includes the block)", in_latency),
         (f"output callback period {out_ms} ms: waiting for the next one", out_ms / 2),
         ("output stream: reported latency", out_latency),
-        (f"resampler hold-back at 48 kHz, both ways ({sdb.RESAMPLE_QUALITY}; HQ: "
+        (f"resampler hold-back at 48 kHz, both ways ({quality}; HQ: "
          f"{held('HQ', RATE, 48000) + held('HQ', 48000, RATE):.0f} ms)",
-         held(sdb.RESAMPLE_QUALITY, RATE, 48000) + held(sdb.RESAMPLE_QUALITY, 48000, RATE)),
+         held(quality, RATE, 48000) + held(quality, 48000, RATE)),
     ]
 
 
@@ -459,8 +473,6 @@ def main() -> None:
 
     from pulse import PulseServer, PulseUnavailable, reinit_portaudio
 
-    from rtd.config import AudioInputConfig
-
     cables = PulseServer()
     try:
         cables.start()
@@ -490,13 +502,13 @@ def main() -> None:
                 results.append(("hand-written loop, 20 ms blocks", trips, outs, cpu))
             if args.only != "baseline":
                 for block_ms in args.block_ms:
-                    block_ms = block_ms or AudioInputConfig().block
+                    block_ms = block_ms or _default_block()
                     conf = rtd_config(tmp, peer.url, block_ms)
                     cmd = [sys.executable, "-m", "rtd", "run", "--config", str(conf)]
                     trips, outs, cpu = run_client(cmd, env, peer, args.bursts, tap,
                                                   tmp / "rtd.log")
                     results.append((f"rtd, block_ms = {block_ms}", trips, outs, cpu))
-            terms = breakdown(args.block_ms[-1] or AudioInputConfig().block)
+            terms = breakdown(args.block_ms[-1] or _default_block())
             terms += hops(peer, tmp)
     finally:
         peer.stop()
@@ -508,8 +520,9 @@ def main() -> None:
         print(f"  {name:34s} {summary(trips)}   {cpu:5.2f} CPU-s/min")
         if outs and trips:
             out_med = statistics.median(outs)
-            print(f"  {'':34s}   out (delta -> speaker) {out_med:5.1f} ms, "
-                  f"in (speaker -> append) {statistics.median(trips) - out_med:5.1f} ms")
+            # the tap hears the speaker through a capture of its own: "out" includes that
+            print(f"  {'':34s}   out (delta -> heard at the speaker's monitor) {out_med:5.1f} ms,"
+                  f" in (the rest) {statistics.median(trips) - out_med:5.1f} ms")
         if base is not None and not name.startswith("hand") and trips:
             verdict = "met" if statistics.median(trips) <= base else "NOT met"
             print(f"  {'':34s}   target {TARGET_NOTE}: {base:.1f} ms -> {verdict}")

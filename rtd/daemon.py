@@ -22,7 +22,15 @@ from rtd.actors.sender import SenderActor
 from rtd.actors.session import SessionActor, SessionPolicy, TransportSettings
 from rtd.actors.state import StateActor
 from rtd.actors.tools import ToolsActor
-from rtd.audio import AudioInput, AudioOutput, open_input, open_output
+from rtd.audio import (
+    AudioInput,
+    AudioOutput,
+    EchoPolicy,
+    Reference,
+    make_policy,
+    open_input,
+    open_output,
+)
 from rtd.components import Receiver, Sender
 from rtd.config import (
     AudioInputConfig,
@@ -59,6 +67,9 @@ class Daemon:
         self.output: AudioOutput | None = None
         #: The microphone backend currently in use (replaced when its actor restarts).
         self.input: AudioInput | None = None
+        #: What the speaker hands to its device, for the microphone's echo handling; one for
+        #: the daemon's life, so either side may restart alone.
+        self.reference = Reference()
         self.session_update = self._session_update(config)
         children, self._keys = self._plan(config)
         self.supervisor = Supervisor(children, self.bus)
@@ -134,8 +145,10 @@ class Daemon:
             add(Child(f"senders.{name}", self._component(SenderActor, cls, c.settings),
                       SenderActor.receives(cls), critical=False, lossy=True), c)
         if config.audio_input.backend != "none":
+            # the echo policy is the microphone's: [audio] and the speaker's kind are its too
             add(Child("audio_input", self._start_input(config.audio_input),
-                      AudioInputActor.receives), config.audio_input)
+                      AudioInputActor.receives),
+                (config.audio_input, config.audio, config.audio_output.backend))
         return children, keys
 
     @staticmethod
@@ -166,7 +179,8 @@ class Daemon:
             # keeps looking for it (rtd.audio.sounddevice_backend)
             self.output = open_output(a.backend, device=a.device, path=a.path,
                                       buffer_seconds=a.buffer_seconds, block_ms=a.block_ms,
-                                      where="audio.output", wait=True)
+                                      where="audio.output", wait=True,
+                                      reference=self.reference)
             logger.info("speaker: %s", self.output.description)
             return AudioOutputActor.start(bus, crash, self.output)
         return start
@@ -202,8 +216,18 @@ class Daemon:
             self.input = open_input(a.backend, device=a.device, path=a.path,
                                     block_ms=a.block, where="audio.input", wait=True)
             logger.info("microphone: %s", self.input.description)
-            return AudioInputActor.start(bus, crash, self.input)
+            return AudioInputActor.start(bus, crash, self.input, self._echo(self.config))
         return start
+
+    def _echo(self, config: Config) -> EchoPolicy | None:
+        """The microphone's echo policy: only a sound device hears a sound device; a WAV
+        microphone or a WAV (or no) speaker has no echo to handle."""
+        if (config.audio_input.backend, config.audio_output.backend) != ("sounddevice",) * 2:
+            return None
+        a = config.audio
+        policy = make_policy(a.echo, self.reference, tail_ms=a.echo_tail_ms)
+        logger.info("echo: %s", policy.mode)
+        return policy
 
     # -- running ----------------------------------------------------------------------------
 

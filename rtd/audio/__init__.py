@@ -12,6 +12,7 @@ from typing import Literal
 
 from rtd.audio.base import RATE, AudioInput, AudioOutput
 from rtd.audio.devices import DeviceInfo, list_devices
+from rtd.audio.echo import EchoPolicy, Reference, make_policy
 
 __all__ = [
     "Backend",
@@ -19,6 +20,9 @@ __all__ = [
     "AudioInput",
     "AudioOutput",
     "DeviceInfo",
+    "EchoPolicy",
+    "Reference",
+    "make_policy",
     "list_devices",
     "open_input",
     "open_output",
@@ -47,14 +51,16 @@ def open_input(backend: Backend, *, device: str | int = "default", path: str = "
 
 def open_output(backend: Backend, *, device: str | int = "default", path: str = "",
                 buffer_seconds: float = 60.0, block_ms: int = 10, where: str = "audio.output",
-                wait: bool = False) -> AudioOutput:
+                wait: bool = False, reference: Reference | None = None) -> AudioOutput:
     """Open a speaker (`sounddevice`) or a WAV file written in real time (`file`); ``wait`` as
-    for `open_input`."""
+    for `open_input`. A ``reference`` gets a copy of every block handed to the device, for
+    the microphone's echo handling (`rtd.audio.echo`)."""
     if backend == "file":
         from rtd.audio.file_backend import WavFileOutput
 
-        return WavFileOutput(path, buffer_seconds=buffer_seconds, where=where)
+        return WavFileOutput(path, buffer_seconds=buffer_seconds, where=where,
+                             reference=reference)
     from rtd.audio.sounddevice_backend import SoundDeviceOutput
 
     return SoundDeviceOutput(device, buffer_seconds=buffer_seconds, block_ms=block_ms,
-                             where=where, wait=wait)
+                             where=where, wait=wait, reference=reference)

@@ -9,10 +9,13 @@ import abc
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from rtd.audio.playback import PlaybackBuffer
 from rtd.audio.resample import StreamResampler
+
+if TYPE_CHECKING:
+    from rtd.audio.echo import Reference
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,11 @@ class AudioInput(abc.ABC):
     def waiting_for(self) -> str | None:
         """Why the device is not open while it is being looked for (missing, busy), or None."""
         return None
+
+    @property
+    def latency(self) -> float:
+        """Seconds from sound reaching the device to `on_audio` (its reported input latency)."""
+        return 0.0
 
 
 class ItemStopped(NamedTuple):
@@ -152,10 +160,16 @@ class BufferedOutput(AudioOutput):
     """
 
     def __init__(self, rate: int, channels: int, buffer_seconds: float,
-                 quality: str = "HQ") -> None:
+                 quality: str = "HQ", reference: Reference | None = None) -> None:
         self.rate = rate
         self.channels = channels
         self.buffer = PlaybackBuffer(rate, channels, buffer_seconds)
+        self._retired: PlaybackBuffer | None = None
+        """A buffer the device's format replaced, until its pending reports are out."""
+        self.reference = reference
+        """Where the reader copies every block it hands over, for echo handling (or None)."""
+        if reference is not None:
+            reference.configure(rate, channels)
         # One resampler reused for every item: it is flushed (and so reset) between items.
         self._resampler = StreamResampler(RATE, rate, 1, channels, quality=quality)
         self._current: str | None = None
@@ -181,6 +195,10 @@ class BufferedOutput(AudioOutput):
             self.buffer.finish(item_id)
 
     def clear(self) -> None:
+        self._clear()
+
+    def _clear(self, flushed: bool = False) -> None:
+        """`clear`; ``flushed``: the device dropped what it held as well (see PlaybackBuffer)."""
         # Drop the resampler's state too: its tail belongs to audio the user will not hear.
         self._resampler.reset()
         if self._current is not None:
@@ -188,7 +206,7 @@ class BufferedOutput(AudioOutput):
             while len(self._cut) > ITEM_HISTORY:
                 self._cut.popitem(last=False)
             logger.debug("output cleared; further audio for item %s is dropped", self._current)
-        self.buffer.clear(self._current)
+        self.buffer.clear(self._current, flushed=flushed)
         self._current = None
 
     def played_ms(self, item_id: str) -> int:
@@ -196,6 +214,12 @@ class BufferedOutput(AudioOutput):
 
     def progress(self) -> OutputProgress:
         found = self.buffer.progress()
+        retired = self._retired
+        if retired is not None:  # a buffer replaced with the device's format: its last reports
+            old = retired.progress()
+            self._retired = None
+            found = found._replace(started=old.started + found.started,
+                                   stopped=old.stopped + found.stopped)
         stopped = []
         for item_id, frames, cut in found.stopped:
             received = self.received_ms(item_id)
@@ -206,6 +230,15 @@ class BufferedOutput(AudioOutput):
     def set_latency(self, seconds: float) -> None:
         """The device's reported output latency: how long a sample read takes to be heard."""
         self.buffer.latency = max(0, int(round(seconds * self.rate)))
+        if self.reference is not None:
+            self.reference.latency = max(0.0, seconds)
+
+    def _hand_over(self, out: object) -> None:
+        """Fill a device block from the buffer (the reader's one job) and let the echo
+        handling see it: what leaves here is what the room hears."""
+        self.buffer.read_into(out)
+        if self.reference is not None:
+            self.reference.write(out)
 
     def received_ms(self, item_id: str) -> int:
         return self._received.get(item_id, 0) // BYTES_PER_MS

@@ -21,6 +21,7 @@ from typing import BinaryIO
 import numpy as np
 
 from rtd.audio.base import RATE, AudioInput, BufferedOutput
+from rtd.audio.echo import Reference
 from rtd.audio.resample import StreamResampler
 from rtd.exceptions import AudioFileError
 
@@ -290,8 +291,9 @@ class WavFileOutput(BufferedOutput):
         *,
         buffer_seconds: float = 60.0,
         where: str = "audio.output",
+        reference: Reference | None = None,
     ) -> None:
-        super().__init__(RATE, 1, buffer_seconds)
+        super().__init__(RATE, 1, buffer_seconds, reference=reference)
         self.where = where
         self.path = Path(path)
         self.description = f"WAV file {self.path} (24000 Hz, 1 ch)"
@@ -347,7 +349,7 @@ class WavFileOutput(BufferedOutput):
             with self._lock:
                 if self._stopping.is_set():
                     return
-                self.buffer.read_into(block)
+                self._hand_over(block)
                 self._write(block)
 
     def _write(self, block: bytearray) -> None:

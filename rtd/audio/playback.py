@@ -151,17 +151,20 @@ class PlaybackBuffer:
                 "item %s: %d ms dropped in total on overflow", item_id, dropped * 1000 // self.rate
             )
 
-    def clear(self, current: str | None = None, *, cut: bool = True) -> None:
+    def clear(self, current: str | None = None, *, cut: bool = True,
+              flushed: bool = False) -> None:
         """Drop everything queued; what was played so far stays counted.
 
         Items with audio still queued, and ``current`` (the item being received, which may have
         none queued at this instant), are cut: they end once the device has played out what it
         already read of them. Items read to their end are not cut: the listener hears them whole.
         Without ``cut`` (the device went away) nothing is marked as cut by an interrupt: the
-        items end, unheard beyond this point, when their audio is complete.
+        items end, unheard beyond this point, when their audio is complete. ``flushed`` says
+        the device dropped what it held too (its stream was aborted, the reader not running):
+        then items end where the listener is now, and what the device had read is not heard.
         """
         with self._lock:
-            pos = self._read
+            pos = self._heard_position() if flushed else self._read
             for item_id, item in self._items.items():
                 queued = item.end > pos
                 spans = [s for s in item.spans if s[0] < pos]
@@ -179,7 +182,17 @@ class PlaybackBuffer:
             if cut and current is not None and current not in self._items:
                 item = self._item(current)
                 item.finished = item.cut = True
-            self._write = pos
+            self._write = self._read
+            if flushed:  # the device is empty: everything read is behind the listener
+                self._trailing = max(self._trailing, self.latency)
+                self._heard = self._read
+
+    @property
+    def device_holds_audio(self) -> bool:
+        """Whether the device may still hold real frames it read (less than its latency of
+        silence since the last one)."""
+        with self._lock:
+            return self._trailing < self.latency
 
     def device_drained(self) -> None:
         """The device holds nothing any more (it went away): what it read counts as heard."""

@@ -134,3 +134,54 @@ def resample(samples: np.ndarray, in_rate: int, out_rate: int) -> np.ndarray:
         return samples.copy()
     out = soxr.resample(_to_float(samples), in_rate, out_rate, quality=_QUALITY)
     return _to_int16(out)
+
+
+class FirResampler:
+    """A small-ratio rate converter (up/down by 2, 3, ...) with a linear-phase FIR: ~1 ms delay.
+
+    The echo canceller works at 16 kHz, between the 24 kHz wire and the 24 or 48 kHz devices,
+    on every microphone block. soxr holds back 11 to 21 ms on average there (it releases output
+    in lumps); this filter returns each block's output at once, delayed by half its length
+    (about 1 ms). Blocks whose length times ``up`` is a multiple of ``down`` (10 ms blocks at
+    these rates) keep the decimation phase; others are handled too, the phase carried across.
+    Mono float arrays in, float arrays out (the caller converts to int16 once).
+    """
+
+    TAPS_PER_PHASE = 32
+    """Taps per output phase: a 97-tap filter at 48 kHz for 24 <-> 16 kHz, about 1 ms delay."""
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        from math import gcd
+
+        g = gcd(int(in_rate), int(out_rate))
+        self.up = int(out_rate) // g
+        self.down = int(in_rate) // g
+        if self.up > 6 or self.down > 6:
+            raise ValueError(f"FirResampler is for small ratios, not {in_rate} -> {out_rate}")
+        n = self.TAPS_PER_PHASE * max(self.up, self.down) + 1
+        # Windowed sinc at the lower Nyquist (a little inside it), at the up-sampled rate.
+        cutoff = 0.5 / max(self.up, self.down) * 0.92
+        k = np.arange(n) - (n - 1) / 2
+        h = 2 * cutoff * np.sinc(2 * cutoff * k) * np.kaiser(n, 8.0)
+        self._h = (h / h.sum() * self.up).astype(np.float64)
+        self._state = np.zeros(n - 1)
+        self._pos = 0
+        """Samples of the up-sampled stream so far: the decimation phase."""
+        self.delay = (n - 1) / 2 / (int(in_rate) * self.up)
+        """Seconds the filter delays its input."""
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        if self.up == self.down == 1:
+            return np.asarray(x, dtype=np.float64)
+        y = np.zeros(len(x) * self.up)
+        y[:: self.up] = x
+        work = np.concatenate((self._state, y))
+        filtered = np.convolve(work, self._h, mode="valid")
+        first = (-self._pos) % self.down
+        self._pos += len(y)
+        self._state = work[len(work) - len(self._state):]
+        return filtered[first :: self.down]
+
+    def reset(self) -> None:
+        self._state[:] = 0
+        self._pos = 0

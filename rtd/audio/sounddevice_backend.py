@@ -36,6 +36,7 @@ from rtd.audio.devices import (
     import_sounddevice,
     stable_name,
 )
+from rtd.audio.echo import Reference
 from rtd.audio.playback import PlaybackBuffer
 from rtd.audio.resample import StreamResampler
 from rtd.exceptions import AmbiguousDeviceError, DeviceError
@@ -423,6 +424,14 @@ class SoundDeviceInput(_Device, AudioInput):
         """PortAudio reported input overflow (the device dropped samples)."""
         return self.xruns
 
+    @property
+    def latency(self) -> float:
+        stream = self._stream
+        try:
+            return float(stream.latency) if stream is not None else 0.0
+        except (TypeError, ValueError, AttributeError):
+            return 0.0
+
     def _format(self, rate: int, channels: int) -> None:
         if (rate, channels) != (self.rate, self.channels):
             self.rate, self.channels = rate, channels
@@ -528,7 +537,7 @@ class SoundDeviceOutput(_Device, BufferedOutput):
 
     def __init__(self, device: str | int = "default", *, buffer_seconds: float = 60.0,
                  block_ms: int = OUTPUT_BLOCK_MS, where: str = "audio.output",
-                 wait: bool = False) -> None:
+                 wait: bool = False, reference: Reference | None = None) -> None:
         _Device.__init__(self, device, where, wait)
         self.buffer_seconds = buffer_seconds
         self.block_ms = int(block_ms)
@@ -543,7 +552,8 @@ class SoundDeviceOutput(_Device, BufferedOutput):
             if not wait:
                 raise
             self.problem = str(exc)
-        BufferedOutput.__init__(self, rate, channels, buffer_seconds, RESAMPLE_QUALITY)
+        BufferedOutput.__init__(self, rate, channels, buffer_seconds, RESAMPLE_QUALITY,
+                                reference)
         self.info = info
         self._started = False
         self._stopped = False
@@ -560,9 +570,16 @@ class SoundDeviceOutput(_Device, BufferedOutput):
         # format; it is dropped with it.
         logger.info("%s: the device now takes %d Hz, %d ch", self.where, rate, channels)
         self.rate, self.channels = rate, channels
+        # the items the old buffer still owes a PlaybackStopped end there, unheard beyond it
+        old = self.buffer
+        old.clear(cut=False)
+        old.device_drained()
+        self._retired = old
         self.buffer = PlaybackBuffer(rate, channels, self.buffer_seconds)
         self._resampler = StreamResampler(RATE, rate, 1, channels, quality=RESAMPLE_QUALITY)
         self._current = None
+        if self.reference is not None:
+            self.reference.configure(rate, channels)
 
     def _make_stream(self, info: DeviceInfo) -> Any:
         return self._sd.RawOutputStream(
@@ -601,12 +618,41 @@ class SoundDeviceOutput(_Device, BufferedOutput):
             return
         super().play(item_id, pcm24)
 
+    def clear(self) -> None:
+        """Barge-in: drop what is queued and what the device holds.
+
+        The device holds about two callback periods (its reported latency); left alone they
+        play out after the cut. Aborting the stream drops them (PortAudio's abort, unlike stop,
+        discards the device's buffers) and starting it again takes a few milliseconds, silence
+        the listener wants anyway. Nothing playing: nothing to abort.
+        """
+        with PORTAUDIO_LOCK:
+            stream = self._stream
+            if (stream is None or self.state != "running"
+                    or not (self.buffer.queued_frames or self.buffer.device_holds_audio)):
+                self._clear()
+                return
+            try:
+                stream.abort()
+            except Exception as exc:  # the device may be going away: the plain cut still holds
+                logger.debug("%s: abort on barge-in failed: %s", self.where, exc)
+                self._clear()
+                return
+            self._clear(flushed=True)
+            try:
+                stream.start()
+            except Exception as exc:
+                logger.warning("%s: restarting the speaker after a barge-in failed: %s; "
+                               "looking for it again", self.where, exc)
+                self._close()
+                self._waiting(f"{self.where}: restart failed: {exc}", time.monotonic())
+
     def _callback(self, outdata: Any, frames: int, time_info: Any, status: Any) -> None:
         # PortAudio's thread: fill from the ring (silence on underrun), count, no logging.
         self.callbacks += 1
         if status:
             self.xruns += 1
-        self.buffer.read_into(outdata)
+        self._hand_over(outdata)
 
     def stop(self) -> None:
         if self._stopped:

@@ -230,3 +230,47 @@ def test_an_item_without_frames_ends_at_once() -> None:
     buf = PlaybackBuffer(24000, 1, 1.0)
     buf.finish("empty")  # received, but nothing reached the buffer (no device at the time)
     assert buf.progress() == ([], [("empty", 0, False)], None, 0)
+
+
+def test_a_flushed_clear_cuts_where_the_listener_is() -> None:
+    """The device dropped what it held (its stream aborted): the cut item ends at once, at the
+    heard position, and the next item is counted from the device's new start."""
+    buf = PlaybackBuffer(24000, 1, 2.0)
+    buf.latency = 480
+    buf.write("long", _pcm(24000))
+    _read(buf, 2400)  # 100 ms read; the device still holds 20 ms of it
+    assert buf.device_holds_audio
+    buf.clear("long", flushed=True)
+    assert buf.progress().stopped == [("long", 1920, True)]
+    assert not buf.device_holds_audio
+    buf.write("next", _pcm(240))
+    buf.finish("next")
+    _read(buf, 240)
+    assert buf.played_frames("next") == 0  # it is in the device now, 20 ms from the listener
+    _read(buf, 480)
+    assert buf.progress().stopped == [("next", 240, False)]
+
+
+def test_items_of_a_buffer_replaced_for_a_new_device_format_still_end() -> None:
+    """A speaker re-plugged with another format gets a new buffer: the items the old one held
+    must still be reported stopped, or `speaking` would never end."""
+    from rtd.audio.base import BufferedOutput
+
+    class Output(BufferedOutput):
+        description = "test output"
+
+        def start(self) -> None: ...
+
+        def stop(self) -> None: ...
+
+    out = Output(24000, 1, 1.0)
+    out.play("a", _pcm(2400))
+    out.end_item("a")
+    old = out.buffer  # what SoundDeviceOutput._format does on a new format
+    old.clear(cut=False)
+    old.device_drained()
+    out._retired = old
+    out.buffer = PlaybackBuffer(48000, 2, 1.0)
+    (stopped,) = out.progress().stopped
+    assert (stopped.item_id, stopped.played_ms, stopped.interrupted) == ("a", 0, False)
+    assert out.progress().stopped == []
