@@ -65,7 +65,7 @@ def conversation_wav(path: Path, seconds: float) -> None:
 
 
 def run(kind: str, seconds: float, tmp: Path, env: dict[str, str],
-        echo: str | None = None) -> dict[str, float]:
+        echo: str | None = None, blocks: tuple[int, int] | None = None) -> dict[str, float]:
     wav = tmp / "talk.wav"
     conversation_wav(wav, seconds)
     with Emulator(voice_engine="tones") as emu:
@@ -73,8 +73,11 @@ def run(kind: str, seconds: float, tmp: Path, env: dict[str, str],
             audio = (f'[audio.input]\nbackend = "file"\npath = "{wav}"\n'
                      f'[audio.output]\nbackend = "file"\npath = "{tmp / "out.wav"}"\n')
         else:
-            audio = ('[audio.input]\nbackend = "sounddevice"\ndevice = "pulse"\n'
-                     '[audio.output]\nbackend = "sounddevice"\ndevice = "pulse"\n')
+            mic, speaker = blocks or (0, 10)
+            audio = (f'[audio.input]\nbackend = "sounddevice"\ndevice = "pulse"\n'
+                     f'block_ms = {mic}\n'
+                     f'[audio.output]\nbackend = "sounddevice"\ndevice = "pulse"\n'
+                     f'block_ms = {speaker}\n')
         conf = tmp / f"{kind}.toml"
         if echo is not None:
             audio += f'[audio]\necho = "{echo}"\n'
@@ -110,6 +113,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--only", choices=["file", "sounddevice"])
     parser.add_argument("--echo", choices=["cancel", "mute", "none"])
+    parser.add_argument("--blocks", type=int, nargs=2, metavar=("MIC_MS", "SPEAKER_MS"),
+                        help="sound devices: [audio.input] and [audio.output] block_ms "
+                        "(default: 0 10, the shipped defaults)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -136,7 +142,8 @@ def main() -> None:
             try:
                 env.update(cables.env)
                 env.update({"PULSE_SOURCE": "mic.monitor", "PULSE_SINK": "speaker"})
-                r = run("sounddevice", args.seconds, tmp, env, args.echo)
+                r = run("sounddevice", args.seconds, tmp, env, args.echo,
+                              tuple(args.blocks) if args.blocks else None)
             finally:
                 cables.stop()
             print(f"sounddevice on PulseAudio virtual cables, {args.seconds:.0f} s, "
