@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -300,6 +301,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
                         or cfg.ComponentConfig("tools", "clock", ClockSettings()),),
             component_problems=(),
             api_key=None,
+            # its own control socket: the installed daemon's path is the daemon's
+            control=cfg.ControlConfig(path=os.path.join(tempfile.gettempdir(),
+                                                        f"rtd-demo-{os.getpid()}.sock")),
         )
         daemon = Daemon(config)
         responses = threading.Semaphore(0)

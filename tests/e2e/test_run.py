@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import wave
 from pathlib import Path
 
@@ -211,8 +212,16 @@ def test_check_passes_on_a_good_config(run_rtd, tmp_path):
 
 def test_demo_runs_offline_and_writes_the_speaker(run_rtd, tmp_path):
     out = tmp_path / "demo.wav"
-    d = run_rtd("demo", "--out", str(out), "--voice", "tones")
+    # an installed daemon answers on the configured control socket: the demo leaves it alone
+    daemons = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    daemons.bind(str(tmp_path / "control.sock"))
+    daemons.listen(1)
+    conf = tmp_path / "rtd.toml"
+    conf.write_text(f'[control]\npath = "{tmp_path / "control.sock"}"\n')
+    d = run_rtd("demo", "--config", str(conf), "--out", str(out), "--voice", "tones")
     assert d.wait(timeout=90) == 0, d.output
+    daemons.close()
+    assert "control.path" not in d.output
     assert "not the OpenAI service" in d.output
     assert "user: What time is it?" in d.output
     tool = re.search(r"tool: clock\(\{\}\) -> (\{.*\})", d.output)
