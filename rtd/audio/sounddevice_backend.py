@@ -143,6 +143,20 @@ class _Device:
         rate, channels = choose_rate(info, self.kind, where=self.where)
         return info, rate, channels
 
+    def _first_look(self, wait: bool) -> tuple[DeviceInfo, int, int] | None:
+        """The device and its format at start; None (the problem kept) when it is missing and
+        ``wait`` says to keep looking. A name several devices share always raises."""
+        try:
+            with PORTAUDIO_LOCK:
+                return self._resolve()
+        except AmbiguousDeviceError:
+            raise
+        except DeviceError as exc:
+            if not wait:
+                raise
+            self.problem = str(exc)
+            return None
+
     def _make_stream(self, info: DeviceInfo) -> Any:
         raise NotImplementedError
 
@@ -406,18 +420,10 @@ class SoundDeviceInput(_Device, AudioInput):
         self._stopped = False
         self.dropped_blocks = 0
         """Blocks the callback discarded because the pump fell behind."""
-        try:
-            with PORTAUDIO_LOCK:
-                info, rate, channels = self._resolve()
-        except AmbiguousDeviceError:
-            raise
-        except DeviceError as exc:
-            if not wait:
-                raise
-            self.problem = str(exc)
-        else:
-            self.info = info
-            self._format(rate, channels)
+        found = self._first_look(wait)
+        if found is not None:
+            self.info = found[0]
+            self._format(found[1], found[2])
 
     @property
     def overflows(self) -> int:
@@ -541,17 +547,8 @@ class SoundDeviceOutput(_Device, BufferedOutput):
         _Device.__init__(self, device, where, wait)
         self.buffer_seconds = buffer_seconds
         self.block_ms = int(block_ms)
-        info: DeviceInfo | None = None
-        rate, channels = RATE, 1  # until the device is found
-        try:
-            with PORTAUDIO_LOCK:
-                info, rate, channels = self._resolve()
-        except AmbiguousDeviceError:
-            raise
-        except DeviceError as exc:
-            if not wait:
-                raise
-            self.problem = str(exc)
+        found = self._first_look(wait)
+        info, rate, channels = found or (None, RATE, 1)  # the format until the device is found
         BufferedOutput.__init__(self, rate, channels, buffer_seconds, RESAMPLE_QUALITY,
                                 reference)
         self.info = info
