@@ -9,6 +9,7 @@ with exit 70 so systemd can start it afresh. Plugin components never end the dae
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -99,6 +100,11 @@ class Bus:
             observer(message)
 
 
+_births = threading.local()
+"""``refs``: the actors created on this thread while the supervisor starts one (see
+`Supervisor._start_child`)."""
+
+
 class RtdActor(pykka.ThreadingActor):
     """Base of rtd's actors: reports its crash to the supervisor instead of dying silently.
 
@@ -112,6 +118,9 @@ class RtdActor(pykka.ThreadingActor):
 
     def __init__(self, bus: Bus, on_crash: Callable[[str, BaseException], None]) -> None:
         super().__init__()
+        born = getattr(_births, "refs", None)
+        if born is not None:  # the supervisor is starting it: it stops it if the start fails
+            born.append(self.actor_ref)
         self.bus = bus
         self._on_crash = on_crash
         self._start_error: Exception | None = None
@@ -263,17 +272,26 @@ class Supervisor:
             logger.debug("started %s", child.name)
 
     def _start_child(self, child: Child) -> None:
-        ref = child.start(self.bus, self._crashed)
-        # ask() is for start-up only: it confirms setup() ran before the next actor begins
+        born: list[pykka.ActorRef[Any]] = []
+        _births.refs = born
         try:
+            ref = child.start(self.bus, self._crashed)
+            _births.refs = None
+            # ask() is for start-up only: it confirms setup() ran before the next actor begins
             error = ref.ask(Ping(), timeout=10)
         except pykka.ActorDeadError:
             # it crashed before answering: its error is already in the control queue
             raise self._take_crash(child.name) or StartupError("stopped during start-up") \
                 from None
-        except Exception:
-            ref.stop(block=True, timeout=2)
+        except BaseException:
+            # Ctrl-C too, even one that lands inside pykka's start before the ref is ours: the
+            # actor's thread is not a daemon one and would keep the process alive for good
+            for started in born:
+                with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
+                    started.stop(block=True, timeout=2)
             raise
+        finally:
+            _births.refs = None
         if error is not None:  # setup() failed: release what it got, report the error
             ref.stop(block=True, timeout=2)
             raise error

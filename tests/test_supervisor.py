@@ -173,3 +173,53 @@ def test_a_core_actor_failing_its_restart_is_retried_with_backoff(caplog):
     runner.join(timeout=5)
     assert result == [3]
     sup.stop()
+
+
+class SlowStart(Recorder):
+    """Takes its time in setup(), as an actor opening a device does."""
+
+    def setup(self):
+        self.journal.append(("setting up", self.name))
+        threading.Event().wait(0.5)
+        super().setup()
+
+
+def test_ctrl_c_while_an_actor_starts_stops_that_actor_too():
+    """A KeyboardInterrupt in the start-up ask must not leave the actor's (non-daemon) thread
+    behind: the process would never exit after Ctrl-C."""
+    import signal
+
+    journal: list = []
+    sup = Supervisor([child("a", journal),
+                      Child("slow", lambda bus, crash: SlowStart.start(bus, crash, "slow",
+                                                                       journal), (Note,))])
+    main = threading.main_thread().ident
+
+    def interrupt():
+        wait_until(lambda: ("setting up", "slow") in journal)
+        signal.pthread_kill(main, signal.SIGINT)  # a real signal: it wakes the waiting ask
+
+    threading.Thread(target=interrupt).start()
+    with pytest.raises(KeyboardInterrupt):
+        sup.start()
+    sup.stop()
+    assert wait_until(lambda: ("release", "slow") in journal)
+    assert ("release", "a") in journal
+    assert not [a for a in pykka.ActorRegistry.get_all() if a.is_alive()]
+
+
+def test_ctrl_c_inside_pykkas_start_still_stops_the_new_actor():
+    """The interrupt may land while pykka's start() waits for the new thread, after the actor
+    exists and before its ref reaches the supervisor: that actor must stop too."""
+    journal: list = []
+
+    def start(bus, crash):
+        Recorder.start(bus, crash, "lost", journal)  # its ref never comes back
+        raise KeyboardInterrupt
+
+    sup = Supervisor([child("a", journal), Child("lost", start, (Note,))])
+    with pytest.raises(KeyboardInterrupt):
+        sup.start()
+    sup.stop()
+    assert ("release", "lost") in journal and ("release", "a") in journal
+    assert not [a for a in pykka.ActorRegistry.get_all() if a.is_alive()]
