@@ -15,6 +15,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from pulse import PulseError, PulseServer, PulseUnavailable, reinit_portaudio  # noqa: E402
 from rtdproc import KEY, Daemon  # noqa: E402
 
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    # Started as a background job (`pytest &` in a script): SIGINT is ignored, and an ignored
+    # signal stays ignored across exec, so the children the Ctrl-C tests interrupt would never
+    # hear it. A handled one is reset to the default at exec, as at a terminal.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 REQUIRE_ENV = "RTD_REQUIRE_PULSE"
 
 
