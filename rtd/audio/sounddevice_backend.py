@@ -14,6 +14,10 @@ and all reopened. That happens when /dev/snd changes (a card came or went), when
 stream runs, and else at most every RESCAN_SECONDS; in between, the missing device is tried
 from PortAudio's current list, which does not disturb the other stream. A device missing or
 busy when rtd starts is looked for the same way.
+
+Each callback is Python, so it needs the GIL every block. While a stream is open the
+interpreter's switch interval is shortened (`_SHORT_TURNS`): with CPython's default, any other
+busy thread may keep the GIL 5 ms at a turn, and a few such turns empty a 20 ms output buffer.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -78,6 +83,12 @@ STALE_AFTER = 5.0
 """Seconds a running stream may go without callbacks before the health check reports it: past
 LOST_AFTER the watcher should have closed it, so this means the watcher itself is stuck."""
 SND_DIR = "/dev/snd"
+SWITCH_INTERVAL = 0.001
+"""Seconds another thread may hold the GIL while an audio callback waits for it, while any
+stream is open (CPython's default is 0.005). bench/underruns.py: with two busy Python threads
+beside a 10 ms-block speaker, the default let it run dry some 250 times in 10 s of speech, this
+none; the cost is a thread switch per millisecond only while two threads want the CPU at once.
+"""
 
 State = Literal["waiting", "running", "paused", "stopped"]
 
@@ -95,6 +106,41 @@ def _cards() -> tuple[str, ...]:
         return tuple(sorted(os.listdir(SND_DIR)))
     except OSError:
         return ()
+
+
+class _ShortTurns:
+    """Holds the interpreter's switch interval at SWITCH_INTERVAL while any stream is open.
+
+    Counted, so the last stream to close puts back what was there; a value someone else set
+    meanwhile is left alone, and a shorter one than ours is never lengthened.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holders = 0
+        self._saved: float | None = None
+
+    def hold(self) -> None:
+        with self._lock:
+            self._holders += 1
+            if self._holders == 1:
+                now = sys.getswitchinterval()
+                if now > SWITCH_INTERVAL:
+                    self._saved = now
+                    sys.setswitchinterval(SWITCH_INTERVAL)
+                    logger.debug("switch interval %.1f ms while audio streams are open "
+                                 "(was %.1f ms)", SWITCH_INTERVAL * 1000, now * 1000)
+
+    def release(self) -> None:
+        with self._lock:
+            self._holders = max(0, self._holders - 1)
+            if self._holders == 0 and self._saved is not None:
+                if abs(sys.getswitchinterval() - SWITCH_INTERVAL) < 1e-6:
+                    sys.setswitchinterval(self._saved)
+                self._saved = None
+
+
+_SHORT_TURNS = _ShortTurns()
 
 
 class _Device:
@@ -129,6 +175,7 @@ class _Device:
         self._retry_at = 0.0
         self._retry_delay = RETRY_FIRST
         self._told = False
+        self._holds_turns = False
 
     # -- finding and opening ------------------------------------------------------------------
 
@@ -192,6 +239,9 @@ class _Device:
 
     def _begin(self) -> None:
         """Open the device now; with ``wait``, a missing or busy one is looked for instead."""
+        if not self._holds_turns:
+            self._holds_turns = True
+            _SHORT_TURNS.hold()
         with PORTAUDIO_LOCK:
             try:
                 self._open()
@@ -210,6 +260,9 @@ class _Device:
         with PORTAUDIO_LOCK:
             self._close()
             self.state = "stopped"
+        if self._holds_turns:
+            self._holds_turns = False
+            _SHORT_TURNS.release()
 
     @property
     def description(self) -> str:

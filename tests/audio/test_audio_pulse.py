@@ -125,3 +125,32 @@ def _tone_ended(path: Path, sig) -> bool:
     samples = _read_wav_data(path)
     start, end = sig.loud_span(samples, RATE, FLOOR)
     return end > start and len(samples) - end >= RATE // 5
+
+
+def test_streams_shorten_the_switch_interval_while_open_and_put_it_back(
+    pulse: Any, monkeypatch: pytest.MonkeyPatch, collector
+) -> None:
+    """Every callback needs the GIL: while a stream is open no thread keeps it 5 ms at a time
+    (bench/underruns.py measures what that costs the speaker); after the last one closes, the
+    interpreter has its own setting back."""
+    import sys
+
+    from rtd.audio.sounddevice_backend import SWITCH_INTERVAL
+
+    monkeypatch.setenv("PULSE_SOURCE", "mic.monitor")
+    monkeypatch.setenv("PULSE_SINK", "speaker")
+    before = sys.getswitchinterval()
+    assert before > SWITCH_INTERVAL  # CPython's default, 5 ms
+    out = open_output("sounddevice", device="pulse")
+    inp = open_input("sounddevice", device="pulse", block_ms=20)
+    out.start()
+    inp.start(collector)
+    try:
+        collector.wait_blocks(2, timeout=10)
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)
+        out.stop()
+        assert sys.getswitchinterval() == pytest.approx(SWITCH_INTERVAL)  # the mic is open
+    finally:
+        out.stop()
+        inp.stop()
+    assert sys.getswitchinterval() == pytest.approx(before)
