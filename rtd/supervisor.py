@@ -276,7 +276,6 @@ class Supervisor:
         _births.refs = born
         try:
             ref = child.start(self.bus, self._crashed)
-            _births.refs = None
             # ask() is for start-up only: it confirms setup() ran before the next actor begins
             error = ref.ask(Ping(), timeout=10)
         except pykka.ActorDeadError:
