@@ -18,7 +18,6 @@ When the last loud sample left the speaker is known from the capture's blocks, t
 from __future__ import annotations
 
 import argparse
-import os
 import queue
 import random
 import statistics
@@ -147,24 +146,15 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20)
     args = parser.parse_args()
 
-    from pulse import PulseServer, PulseUnavailable, reinit_portaudio
+    from pulse import PulseUnavailable, cables_for_this_process
 
-    cables = PulseServer()
     try:
-        cables.start()
+        # rtd plays into `speaker`; the tap records its monitor
+        with cables_for_this_process(PULSE_SINK="speaker", PULSE_SOURCE="speaker.monitor"):
+            upper, estimate, latency, block = trials(args.trials)
     except PulseUnavailable as exc:
         print(f"skipped: {exc}")
         return
-    try:
-        cables.export()
-        # rtd plays into `speaker`; the tap records its monitor
-        os.environ.update({"PULSE_SINK": "speaker", "PULSE_SOURCE": "speaker.monitor"})
-        import sounddevice  # noqa: F401
-
-        reinit_portaudio()
-        upper, estimate, latency, block = trials(args.trials)
-    finally:
-        cables.stop()
     print(f"barge-in at the speaker: Interrupt -> last loud sample out of the virtual speaker "
           f"({len(upper)} trials; speaker block {block} ms, reported latency {latency:.0f} ms)")
     for name, ms in (("upper bound (capture arrival)", upper),

@@ -17,7 +17,6 @@ of both with rtd's interval. Nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import threading
 import time
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +47,7 @@ def zero_runs(pcm: np.ndarray) -> int:
     return int(((np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)) >= GAP).sum())
 
 
-def play_once(cables, speech: np.ndarray, interval: float, block_ms: int) -> tuple[int, int]:
+def play_once(cables: Any, speech: np.ndarray, interval: float, block_ms: int) -> tuple[int, int]:
     import rtd.audio.sounddevice_backend as backend
 
     backend.SWITCH_INTERVAL = interval
@@ -68,27 +68,9 @@ def play_once(cables, speech: np.ndarray, interval: float, block_ms: int) -> tup
     return out.underflows, max(0, zero_runs(recorded) - zero_runs(speech))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--hogs", type=int, default=2, help="busy Python threads in-process")
-    parser.add_argument("--burners", type=int, default=0, help="busy processes beside it")
-    parser.add_argument("--seconds", type=float, default=10.0, help="speech to play")
-    parser.add_argument("--block-ms", type=int, default=10, help="speaker callback period")
-    args = parser.parse_args()
-
-    from pulse import PulseServer, PulseUnavailable, reinit_portaudio
-
+def measure(cables: Any, args: argparse.Namespace) -> None:
     from rtd.emulator.voice import synthesize
 
-    cables = PulseServer()
-    try:
-        cables.start()
-    except PulseUnavailable as exc:
-        print(f"cannot run: {exc}")
-        return 1
-    cables.export()
-    os.environ["PULSE_SINK"] = "speaker"
-    reinit_portaudio()
     sentence = np.frombuffer(synthesize("It is a quarter past six on Wednesday. ", "tones"),
                              np.int16)
     speech = np.tile(sentence, max(1, int(args.seconds * RATE / len(sentence))))
@@ -116,7 +98,24 @@ def main() -> int:
         for proc in burners:
             proc.kill()
             proc.wait()
-        cables.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hogs", type=int, default=2, help="busy Python threads in-process")
+    parser.add_argument("--burners", type=int, default=0, help="busy processes beside it")
+    parser.add_argument("--seconds", type=float, default=10.0, help="speech to play")
+    parser.add_argument("--block-ms", type=int, default=10, help="speaker callback period")
+    args = parser.parse_args()
+
+    from pulse import PulseUnavailable, cables_for_this_process
+
+    try:
+        with cables_for_this_process(PULSE_SINK="speaker") as cables:
+            measure(cables, args)
+    except PulseUnavailable as exc:
+        print(f"skipped: {exc}")
+        return 1
     return 0
 
 

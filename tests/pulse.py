@@ -352,6 +352,27 @@ class PulseServer:
                     stream.close()
 
 
+@contextlib.contextmanager
+def cables_for_this_process(**pulse_env: str) -> Iterator[PulseServer]:
+    """A private daemon this process (and its children) and PortAudio use, stopped after.
+
+    For the benches, which play and record in their own process; the tests use the `pulse`
+    fixture. ``pulse_env`` is PULSE_SINK / PULSE_SOURCE. Raises PulseUnavailable when
+    PulseAudio is not installed.
+    """
+    cables = PulseServer()
+    cables.start()
+    try:
+        cables.export()
+        os.environ.update(pulse_env)
+        import sounddevice  # noqa: F401  (initialises PortAudio, which reinit_portaudio redoes)
+
+        reinit_portaudio()
+        yield cables
+    finally:
+        cables.stop()
+
+
 def reinit_portaudio() -> None:
     """PortAudio lists devices once, at initialisation: re-initialise it so ALSA's `pulse`
     device (which exists only while a PulseAudio daemon answers) appears."""
