@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from dataclasses import dataclass
 
@@ -187,8 +188,6 @@ class SlowStart(Recorder):
 def test_ctrl_c_while_an_actor_starts_stops_that_actor_too():
     """A KeyboardInterrupt in the start-up ask must not leave the actor's (non-daemon) thread
     behind: the process would never exit after Ctrl-C."""
-    import signal
-
     journal: list = []
     sup = Supervisor([child("a", journal),
                       Child("slow", lambda bus, crash: SlowStart.start(bus, crash, "slow",

@@ -6,6 +6,7 @@ each test moves only a second or two of sound.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 
 from rtd.audio import RATE, open_input, open_output
 from rtd.audio.file_backend import read_wav
-from rtd.audio.sounddevice_backend import SoundDeviceInput, SoundDeviceOutput
+from rtd.audio.sounddevice_backend import SWITCH_INTERVAL, SoundDeviceInput, SoundDeviceOutput
 
 pytestmark = pytest.mark.pulse
 
@@ -133,10 +134,6 @@ def test_streams_shorten_the_switch_interval_while_open_and_put_it_back(
     """Every callback needs the GIL: while a stream is open no thread keeps it 5 ms at a time
     (bench/underruns.py measures what that costs the speaker); after the last one closes, the
     interpreter has its own setting back."""
-    import sys
-
-    from rtd.audio.sounddevice_backend import SWITCH_INTERVAL
-
     monkeypatch.setenv("PULSE_SOURCE", "mic.monitor")
     monkeypatch.setenv("PULSE_SINK", "speaker")
     before = sys.getswitchinterval()
